@@ -1,0 +1,17 @@
+"""Keras 3 layers for loss-conditioned networks (all registered as ``yoto_tf>Name``)."""
+
+from yoto_tf.layers.conditioning import ConditioningNetwork, find_loss_space
+from yoto_tf.layers.film import FiLM
+from yoto_tf.layers.gdn import GDN
+from yoto_tf.layers.normalization import ConditionalInstanceNormalization
+from yoto_tf.layers.spatial import NearestUpsampling2D, ReflectionPadding2D
+
+__all__ = [
+    "ConditionalInstanceNormalization",
+    "ConditioningNetwork",
+    "FiLM",
+    "GDN",
+    "NearestUpsampling2D",
+    "ReflectionPadding2D",
+    "find_loss_space",
+]

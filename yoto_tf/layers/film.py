@@ -1,0 +1,77 @@
+"""Feature-wise linear modulation (Perez et al. 2018), as YOTO uses it."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from yoto_tf.layers._inputs import check_conditioning_shape, split_conditioned_inputs
+
+
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class FiLM(keras.layers.Layer):
+    """``out = x * (1 + s(c)) + t(c)`` with per-example, per-channel ``s`` and ``t``.
+
+    ``[s, t] = c @ W + b`` is this layer's own Dense head on the conditioning (YOTO's
+    "separate small heads per block on a shared MLP over log(lambda)"). YOTO places FiLM
+    after the last conv of each block, before the nonlinearity. With the default zero
+    initializers the layer is exactly the identity at the start (YOTO's near-identity
+    start: ``scale = 1 + eps * raw``); the conditioning network still gets gradients from
+    the first update on.
+
+    Args:
+      kernel_initializer, bias_initializer: initializers of W [d, 2C] and b [2C].
+      kernel_regularizer: optional regularizer of W.
+
+    Call arguments:
+      inputs: a pair ``(x, conditioning)``: x [B, C] or [B, H, W, C], conditioning [B, d].
+
+    Returns:
+      The shape and dtype of x.
+    """
+
+    def __init__(
+        self,
+        kernel_initializer="zeros",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+    def build(self, input_shape):
+        x_shape, cond_shape = split_conditioned_inputs(self.name, input_shape)
+        check_conditioning_shape(self.name, x_shape, cond_shape, x_ranks=(2, 4))
+        self._x_rank = len(x_shape)
+        channels, d = x_shape[-1], cond_shape[-1]
+        self.channels = channels
+        self.kernel = self.add_weight(
+            name="kernel", shape=(d, 2 * channels),
+            initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(2 * channels,), initializer=self.bias_initializer
+        )
+
+    def call(self, inputs):
+        x, cond = split_conditioned_inputs(self.name, inputs)
+        params = ops.matmul(ops.cast(cond, self.compute_dtype), self.kernel) + self.bias
+        scale, shift = params[:, : self.channels], params[:, self.channels :]
+        if self._x_rank == 4:
+            scale, shift = scale[:, None, None, :], shift[:, None, None, :]
+        return x * (1.0 + scale) + shift
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+        )
+        return config

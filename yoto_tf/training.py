@@ -1,0 +1,171 @@
+"""Loss-conditional training: one model trained on a distribution of loss weightings.
+
+:class:`LossConditionalModel` wraps a conditioned network and a task's per-example loss
+terms. At every step it samples one lambda per EXAMPLE from the LossSpace, calls the
+network on ``(inputs, lambda)``, and minimizes the batch mean of
+``sum_i lambda_i * L_i`` (optionally with every ``L_i`` divided by its running mean).
+It is a ``keras.Model``: use ``compile`` / ``fit`` / ``evaluate`` as usual, inside a
+``tf.distribute`` strategy scope if you like.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import keras
+from keras import ops
+
+from yoto_tf.coefficients import LossSpace, as_loss_space
+from yoto_tf.layers.conditioning import find_loss_space
+
+LossTermsFn = Callable[..., Mapping[str, "keras.KerasTensor"]]
+
+
+def _scale_for_replicas(value):
+    """Divides a per-replica loss by the number of replicas (tf.distribute sums the
+    replicas' gradients); the identity outside a TF distribution strategy."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            value = value / float(replicas)
+    return value
+
+
+class LossConditionalModel(keras.Model):
+    """Trains ``network`` on the LossSpace's distribution of loss weightings (YOTO).
+
+    Args:
+      network: a Keras model called as ``network((inputs, lam), training=...)`` where
+        ``lam`` is the raw lambda [B, k]; it normally contains a ConditioningNetwork.
+      loss_terms: ``loss_terms(inputs, outputs) -> {name: [B] tensor}``, the task's
+        per-example loss terms, one per coefficient of the LossSpace (a Keras layer or
+        model is tracked, so e.g. a frozen VGG inside it is built and saved with this
+        model). Terms are per-example: the mean over the batch happens here, after the
+        per-example weighting.
+      loss_space: the LossSpace; by default read from the network's ConditioningNetwork.
+      normalize_terms: divide every term by an exponential moving average of its batch
+        mean (Adjustable Style Transfer), so lambda values of different terms are
+        comparable. The averages are saved with the model.
+      ema_decay: decay of those moving averages.
+      seed: seed of the lambda sampler.
+
+    Data: ``fit`` takes batches of ``inputs`` (any structure the network accepts as its
+    first input), or dicts ``{"inputs": ..., "lambda": [B, k]}`` to fix lambda (e.g. to
+    evaluate at one weighting).
+
+    Metrics: ``loss`` (the weighted total) and one metric per term, named like the term,
+    holding its unweighted batch mean.
+    """
+
+    def __init__(
+        self,
+        network: keras.Model,
+        loss_terms: LossTermsFn,
+        loss_space: LossSpace | None = None,
+        normalize_terms: bool = False,
+        ema_decay: float = 0.99,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.network = network
+        self.loss_terms = loss_terms
+        self.loss_space = (
+            find_loss_space(network) if loss_space is None else as_loss_space(loss_space)
+        )
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
+        self.normalize_terms = bool(normalize_terms)
+        self.ema_decay = float(ema_decay)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.term_trackers = [
+            keras.metrics.Mean(name=name) for name in self.loss_space.names
+        ]
+        if self.normalize_terms:
+            k = self.loss_space.size
+            self.term_means = self.add_weight(
+                name="term_means", shape=(k,), initializer="ones",
+                trainable=False, aggregation="mean",
+            )
+            self.term_means_initialized = self.add_weight(
+                name="term_means_initialized", shape=(), initializer="zeros",
+                trainable=False, aggregation="mean",
+            )
+
+    # ----------------------------------------------------------------- forward
+    @staticmethod
+    def _split(x):
+        if isinstance(x, Mapping):
+            if "inputs" not in x:
+                raise ValueError(
+                    "A dict batch must hold 'inputs' (and optionally 'lambda'); "
+                    f"got keys {sorted(x)}."
+                )
+            return x["inputs"], x.get("lambda")
+        return x, None
+
+    def call_network(self, inputs, lam, training=False):
+        """Runs the conditioned network; override to add task inputs (e.g. a style index)."""
+        return self.network((inputs, lam), training=training)
+
+    def call(self, x, training=False):
+        inputs, lam = self._split(x)
+        if lam is None:
+            first = next(t for t in keras.tree.flatten(inputs) if t is not None)
+            lam = self.loss_space.sample(ops.shape(first)[0], seed=self.seed_generator)
+        lam = ops.cast(lam, "float32")
+        outputs = self.call_network(inputs, lam, training=training)
+        return {"outputs": outputs, "lambda": lam}
+
+    # ----------------------------------------------------------------- loss
+    def per_example_terms(self, inputs, outputs):
+        """The task's loss terms stacked into [B, k] in LossSpace order (unweighted)."""
+        terms = self.loss_terms(inputs, outputs)
+        names = self.loss_space.names
+        if set(terms) != set(names):
+            raise ValueError(
+                f"loss_terms returned terms {sorted(terms)} but the LossSpace weights "
+                f"{list(names)}; they must match one to one."
+            )
+        columns = []
+        for name in names:
+            term = ops.cast(terms[name], "float32")
+            if len(term.shape) != 1:
+                raise ValueError(
+                    f"Loss term {name!r} must be per-example with shape [B], got "
+                    f"{tuple(term.shape)}."
+                )
+            columns.append(term)
+        return ops.stack(columns, axis=-1)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        inputs, _ = self._split(x)
+        lam = y_pred["lambda"]
+        terms = self.per_example_terms(inputs, y_pred["outputs"])
+        for i, tracker in enumerate(self.term_trackers):
+            tracker.update_state(terms[:, i])
+        if self.normalize_terms:
+            terms = terms / ops.stop_gradient(self._update_term_means(terms, training))
+        total = ops.mean(ops.sum(lam * terms, axis=-1))
+        total = _scale_for_replicas(total)
+        for extra in self.losses:  # regularizers of the network's layers
+            total = total + _scale_for_replicas(ops.cast(ops.sum(extra), "float32"))
+        return total
+
+    def _update_term_means(self, terms, training):
+        if not training:
+            return self.term_means
+        batch_means = ops.stop_gradient(ops.mean(terms, axis=0))
+        decayed = self.ema_decay * self.term_means + (1.0 - self.ema_decay) * batch_means
+        new_means = ops.where(self.term_means_initialized > 0, decayed, batch_means)
+        new_means = ops.maximum(new_means, 1e-12)
+        self.term_means.assign(new_means)
+        self.term_means_initialized.assign(1.0)
+        return new_means
+
+    @property
+    def metrics(self):
+        tracked = list(super().metrics)
+        return tracked + [t for t in self.term_trackers if t not in tracked]
