@@ -1,0 +1,677 @@
+"""Image input shared by the YOTO trainers.
+
+* ``load_image`` / ``save_image``: robust single-image I/O (any Pillow mode -> RGB uint8).
+* ``builtin_image_paths`` / ``builtin_style_image_path``: offline default images that ship
+  inside scikit-image.
+* ``parse_source``: parses the ``--content`` / ``--train_data`` flag values.
+* ``image_dataset``: infinite (or one-pass) ``tf.data`` pipeline of random training patches.
+* ``eval_images``: full-size evaluation images, sorted by name.
+
+Conventions: image arrays are ``uint8 [H, W, 3]`` (RGB) unless a docstring says otherwise;
+training patches are ``float32`` in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import glob
+import logging
+import os
+import re
+from typing import NamedTuple, Union
+
+import numpy as np
+import skimage.data
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
+)
+"""File extensions (lower case) that folder sources treat as images."""
+
+DEFAULT_MAX_CACHE_BYTES = 64 * 2**20
+"""Folders whose files total at most this many bytes on disk are decoded once and kept in
+memory; larger ones are decoded on the fly every epoch."""
+
+_TFDS_SHUFFLE_BUFFER = 1024  # encoded (still compressed) images, so the buffer stays small
+_MAX_NAMES_IN_MESSAGES = 3
+
+# Natural RGB photographs bundled with scikit-image (checked on disk: RGB mode, no alpha).
+# Left out: grayscale images, synthetic ones (color.png, chessboard_RGB.png, phantom.png),
+# RGBA clip-art (horse.png, logo.png), motorcycle_right.png (near-duplicate of the left view),
+# and scientific images dominated by black background (hubble_deep_field.jpg, retina.jpg).
+_BUILTIN_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "motorcycle_left.png",
+    "rocket.jpg",
+)
+_BUILTIN_STYLE = "ihc.png"
+
+_16BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_MODE_NAMES = {
+    "1": "bilevel (1)",
+    "L": "grayscale (L)",
+    "P": "palette (P)",
+    "CMYK": "CMYK",
+    "YCbCr": "YCbCr",
+    "LAB": "Lab",
+    "HSV": "HSV",
+    "F": "32-bit float grayscale (F)",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Single images
+# --------------------------------------------------------------------------------------------
+
+
+class ImageReadError(ValueError):
+    """An image file is missing or cannot be decoded.
+
+    Attributes:
+      path: the file that failed.
+      reason: short human-readable cause (e.g. "file not found").
+    """
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"cannot read image '{path}': {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def load_image(path, *, return_note: bool = False):
+    """Decodes an image file with Pillow into RGB.
+
+    Handles every Pillow mode: grayscale (``1``, ``L``) is replicated to 3 channels;
+    16-bit grayscale (``I;16*``, and ``I``, whose values are taken as 16-bit and clipped to
+    [0, 65535]) is scaled to 8 bits as ``round(value / 257)`` (so 65535 -> 255, not clipped);
+    anything with transparency (``RGBA``, ``LA``, ``PA``, ``P``/``L``/``RGB`` with a
+    transparency key) is **alpha-composited on white**, so transparent pixels become white
+    rather than whatever colour they happen to store; palette, CMYK, YCbCr etc. go through
+    Pillow's ``convert("RGB")``. 16-bit-per-channel RGB files are reduced to 8 bits by Pillow
+    itself (high byte). The EXIF orientation tag is applied. Multi-frame files (GIF, TIFF)
+    yield their first frame.
+
+    Args:
+      path: file path (str or os.PathLike).
+      return_note: also return a short description of the conversion applied.
+
+    Returns:
+      ``uint8 [H, W, 3]`` array, or ``(array, note)`` when ``return_note`` is set, where
+      ``note`` is e.g. ``"grayscale (L) -> RGB"`` or ``None`` for an upright RGB file.
+
+    Raises:
+      ImageReadError: the file is missing, not an image, or its data is corrupt/truncated;
+        the message names the file and the reason.
+    """
+    path = os.fspath(path)
+    with _read_errors(path), Image.open(path) as image:
+        image.load()
+        notes = []
+        if getattr(image, "n_frames", 1) > 1:
+            notes.append(f"used first of {image.n_frames} frames")
+        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            ImageOps.exif_transpose(image, in_place=True)
+            notes.append("applied EXIF orientation")
+        array, conversion = _to_rgb_uint8(image)
+    if conversion:
+        notes.insert(0, conversion)
+    if return_note:
+        return array, "; ".join(notes) or None
+    return array
+
+
+@contextlib.contextmanager
+def _read_errors(path: str):
+    """Turns the errors Pillow raises while opening/decoding ``path`` into ImageReadError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not a recognised image format, or corrupt") from None
+    # Pillow signals bad data with several exception types depending on the codec.
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise ImageReadError(path, f"corrupt or unreadable image data ({error})") from error
+
+
+def _to_rgb_uint8(image: Image.Image) -> tuple[np.ndarray, str | None]:
+    """Converts a loaded Pillow image to ``uint8 [H, W, 3]`` plus a conversion note."""
+    mode = image.mode
+    if mode in _16BIT_GREY_MODES:
+        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
+        grey = np.round(values / 257.0).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1), f"16-bit grayscale ({mode}) -> 8-bit RGB"
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = Image.alpha_composite(white, rgba).convert("RGB")
+        return np.array(rgb), f"{mode} -> RGB (transparency composited on white)"
+    if mode == "RGB":
+        return np.array(image), None
+    return np.array(image.convert("RGB")), f"{_MODE_NAMES.get(mode, mode)} -> RGB"
+
+
+def save_image(path, array) -> None:
+    """Writes an image; the format follows the extension (``.png``, ``.jpg``, ...).
+
+    Args:
+      path: destination; missing parent directories are created. JPEG uses quality 95.
+      array: ``[H, W, 3]``, ``[H, W, 1]`` or ``[H, W]``; ``uint8``, or floating point in
+        ``[0, 1]`` (clipped, then scaled by 255 and rounded). Tensors are accepted.
+
+    Raises:
+      ValueError: unsupported shape or dtype, non-finite values, or unknown extension.
+    """
+    path = os.fspath(path)
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
+        raise ValueError(f"save_image expects [H, W, 3] or [H, W] pixels, got shape {array.shape}")
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"cannot save {path}: image contains NaN or infinite values")
+        array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ValueError(f"save_image expects uint8 or float [0, 1] pixels, got {array.dtype}")
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    options = {"quality": 95} if path.lower().endswith((".jpg", ".jpeg")) else {}
+    Image.fromarray(array).save(path, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in images (files inside the installed scikit-image package; nothing is downloaded)
+# --------------------------------------------------------------------------------------------
+
+
+def _skimage_data_file(name: str) -> str:
+    path = os.path.join(os.path.dirname(skimage.data.__file__), name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"built-in image {name} is missing from scikit-image at {path}")
+    return path
+
+
+def builtin_image_paths() -> list[str]:
+    """Paths of the natural RGB photos bundled with scikit-image, sorted.
+
+    astronaut, chelsea (cat), coffee, motorcycle_left and rocket: 300-741 px colour photos
+    that work offline as default content / training images.
+    """
+    return sorted(_skimage_data_file(name) for name in _BUILTIN_PHOTOS)
+
+
+def builtin_style_image_path() -> str:
+    """Path of the default style image: scikit-image's ``ihc.png`` (512x512 RGB).
+
+    It is an immunohistochemistry micrograph: brown stained cell walls over blue nuclei, with
+    stroke-like texture that fills the whole frame. That gives strong, uniform Gram-matrix
+    statistics, unlike ``hubble_deep_field.jpg`` or ``retina.jpg``, which are mostly flat
+    black background, or ``color.png``, which is a smooth synthetic colour wheel.
+    """
+    return _skimage_data_file(_BUILTIN_STYLE)
+
+
+# --------------------------------------------------------------------------------------------
+# Source specs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltinSource:
+    """The photos returned by ``builtin_image_paths``."""
+
+    def __str__(self):
+        return "builtin"
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderSource:
+    """Image files matched by a glob (``**`` recursive) or directly inside a directory."""
+
+    pattern: str
+
+    def __str__(self):
+        return f"folder:{self.pattern}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsSource:
+    """The ``image`` feature of a TensorFlow Datasets split."""
+
+    name: str
+    split: str = "train"
+
+    def __str__(self):
+        return f"tfds:{self.name}:{self.split}"
+
+
+ImageSource = Union[BuiltinSource, FolderSource, TfdsSource]
+
+ACCEPTED_SPECS = (
+    "'builtin' (photos bundled with scikit-image); "
+    "'folder:GLOB' (e.g. folder:photos/*.jpg or folder:photos/**/*.png; "
+    "folder:DIR means every image directly inside DIR); "
+    "'tfds:NAME[:SPLIT]' (e.g. tfds:imagenette/320px:train or tfds:cifar10:3.0.2:test; "
+    "default split 'train'); or the path of an existing directory"
+)
+
+# NAME may carry a /config and a :x.y.z version (wildcards allowed); the rest is the split,
+# which may contain ':' itself (e.g. "train[:10%]").
+_TFDS_SPEC = re.compile(
+    r"tfds:(?P<name>[^:\s\[\]]+(?::\d+\.(?:\d+|\*)\.(?:\d+|\*))?)(?::(?P<split>\S+))?"
+)
+
+
+def parse_source(spec: str) -> ImageSource:
+    """Parses a ``--content`` / ``--train_data`` value; see ``ACCEPTED_SPECS`` for the forms.
+
+    Raises:
+      ValueError: the spec matches none of the accepted forms (the message lists them).
+    """
+    text = spec.strip()
+    if text == "builtin":
+        return BuiltinSource()
+    if text.startswith("folder:") and text[len("folder:"):].strip():
+        return FolderSource(text[len("folder:"):].strip())
+    tfds_match = _TFDS_SPEC.fullmatch(text)
+    if tfds_match:
+        return TfdsSource(tfds_match["name"], tfds_match["split"] or "train")
+    if not text.startswith(("folder:", "tfds:")) and os.path.isdir(os.path.expanduser(text)):
+        return FolderSource(text)
+    raise ValueError(f"invalid image source {spec!r}; accepted forms: {ACCEPTED_SPECS}")
+
+
+def _as_source(spec: str | ImageSource) -> ImageSource:
+    return spec if isinstance(spec, (BuiltinSource, FolderSource, TfdsSource)) else parse_source(spec)
+
+
+def list_image_paths(spec: str | BuiltinSource | FolderSource) -> list[str]:
+    """Sorted image file paths of a ``builtin`` or ``folder:`` source (not decoded).
+
+    Only files with an extension in ``IMAGE_EXTENSIONS`` (case-insensitive) count.
+
+    Raises:
+      ValueError: no image file matched (the message names the glob), or a ``tfds:`` source.
+    """
+    source = _as_source(spec)
+    if isinstance(source, BuiltinSource):
+        return builtin_image_paths()
+    if not isinstance(source, FolderSource):
+        raise ValueError(f"{source} is a TFDS source; it has no image files to list")
+    pattern = os.path.expanduser(source.pattern)
+    if os.path.isdir(pattern):
+        pattern = os.path.join(pattern, "*")
+    files = [path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path)]
+    images = sorted(path for path in files if path.lower().endswith(IMAGE_EXTENSIONS))
+    if not images:
+        detail = (
+            f" ({len(files)} files matched, but none has an image extension "
+            f"{', '.join(IMAGE_EXTENSIONS)})" if files else ""
+        )
+        raise ValueError(f"no images matched '{source.pattern}'{detail}")
+    return images
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+class ScanResult(NamedTuple):
+    """Outcome of ``scan_images``; unpacks as ``good, bad = scan_images(paths)``."""
+
+    good: list[str]
+    """Readable paths, in input order."""
+    bad: dict[str, str]
+    """Unreadable path -> reason."""
+
+
+def scan_images(paths, *, decode: bool = True) -> ScanResult:
+    """Splits image files into readable and unreadable ones.
+
+    Args:
+      paths: file paths.
+      decode: fully decode each file (catches truncated data). ``False`` only runs Pillow's
+        header/structure check (``Image.verify``), which is much faster for big folders but
+        can miss truncated JPEGs.
+    """
+    good, bad = [], {}
+    for path in paths:
+        try:
+            if decode:
+                load_image(path)
+            else:
+                _verify_image(path)
+            good.append(path)
+        except ImageReadError as error:
+            bad[path] = error.reason
+    return ScanResult(good, bad)
+
+
+def _verify_image(path: str) -> None:
+    """Cheap structural check of an image file; raises ImageReadError."""
+    with _read_errors(path), Image.open(path) as image:
+        image.verify()
+
+
+def _report_unreadable(source: ImageSource, num_files: int, bad: dict[str, str]) -> None:
+    """Logs skipped files; raises ValueError when none of ``num_files`` is readable."""
+    if not bad:
+        return
+    examples = "; ".join(
+        f"{os.path.basename(path)} ({reason})"
+        for path, reason in list(bad.items())[:_MAX_NAMES_IN_MESSAGES]
+    )
+    more = ", ..." if len(bad) > _MAX_NAMES_IN_MESSAGES else ""
+    if len(bad) == num_files:
+        raise ValueError(f"none of the {num_files} image files of {source} can be read: {examples}{more}")
+    logger.warning(
+        "skipped %d of %d image files of %s that cannot be read: %s%s",
+        len(bad), num_files, source, examples, more,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Training dataset
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDatasetInfo:
+    """What ``image_dataset(..., return_info=True)`` found before building the pipeline."""
+
+    source: ImageSource
+    num_images: int
+    """Usable images (files that passed the scan, or examples in the TFDS split)."""
+    skipped: dict[str, str]
+    """Unreadable file -> reason (files failing later, while streaming, are only logged)."""
+    cached: bool
+    """Whether decoded images are held in memory (vs. decoded every epoch)."""
+
+
+def image_dataset(
+    spec: str | ImageSource,
+    patch_size: int,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int | None = None,
+    repeat: bool = True,
+    tfds_data_dir: str | None = None,
+    tfds_download: bool = False,
+    max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+    return_info: bool = False,
+):
+    """Random training patches from an image source.
+
+    Each element of an epoch is one random ``patch_size`` square crop of one image, randomly
+    flipped left-right. Images whose short side is below ``patch_size`` are scaled up with
+    their aspect ratio kept (bilinear) so the crop fits. Files are validated up front:
+    unreadable ones are skipped with a warning (``info.skipped``); if none is readable a
+    ValueError is raised. Sets of at most ``max_cache_bytes`` on disk (e.g. ``builtin``) are
+    decoded once and cached in memory; larger ones are decoded on the fly in parallel.
+
+    Args:
+      spec: ``parse_source`` string or parsed source.
+      patch_size: crop side in pixels.
+      batch_size: patches per batch.
+      shuffle: shuffle image order each epoch (crop positions are random either way).
+      seed: makes the whole stream (order, crops, flips) reproducible; ``None`` = random.
+      repeat: loop forever with static batch shape; if False, one pass over the images with
+        a possibly smaller last batch.
+      tfds_data_dir: TFDS data directory (default: TFDS's own, ``~/tensorflow_datasets``).
+      tfds_download: let TFDS download and prepare a missing dataset (needs internet;
+        offline, TFDS retries for minutes before failing, hence off by default).
+      max_cache_bytes: file-size budget for in-memory caching of file sources.
+      return_info: also return an ``ImageDatasetInfo``.
+
+    Returns:
+      ``tf.data.Dataset`` of ``float32 [batch_size, patch_size, patch_size, 3]`` in [0, 1]
+      (or ``(dataset, info)``).
+
+    Raises:
+      ValueError: bad spec, no matching/readable images, unknown or undownloaded TFDS dataset.
+    """
+    if patch_size < 1 or batch_size < 1:
+        raise ValueError(f"patch_size and batch_size must be positive, got {patch_size}, {batch_size}")
+    source = _as_source(spec)
+    if isinstance(source, TfdsSource):
+        images, info = _tfds_images(
+            source, shuffle=shuffle, seed=seed, repeat=repeat,
+            data_dir=tfds_data_dir, download=tfds_download,
+        )
+    else:
+        images, info = _file_images(
+            source, shuffle=shuffle, seed=seed, repeat=repeat, max_cache_bytes=max_cache_bytes
+        )
+    crop_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    patches = tf.data.Dataset.zip(images, crop_seeds).map(
+        lambda image, crop_seed: _random_patch(image, crop_seed, patch_size),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    dataset = patches.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
+    return (dataset, info) if return_info else dataset
+
+
+def _ordered(items: tf.data.Dataset, count: int, shuffle: bool, seed, repeat: bool):
+    """Epoch order of ``items`` (``count`` elements): full shuffle per epoch, optional repeat."""
+    if shuffle:
+        items = items.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return items.repeat() if repeat else items
+
+
+def _file_images(source, *, shuffle, seed, repeat, max_cache_bytes):
+    """Dataset of ``uint8 [H, W, 3]`` images from a builtin/folder source, plus info."""
+    paths = list_image_paths(source)
+    cached = sum(os.path.getsize(path) for path in paths) <= max_cache_bytes
+    if cached:
+        arrays, bad = _load_all(paths)
+        _report_unreadable(source, len(paths), bad)
+        indices = _ordered(tf.data.Dataset.range(len(arrays)), len(arrays), shuffle, seed, repeat)
+        images = indices.map(_cached_lookup(arrays))
+        num_images = len(arrays)
+    else:
+        good, bad = scan_images(paths, decode=False)
+        _report_unreadable(source, len(paths), bad)
+        ordered = _ordered(tf.data.Dataset.from_tensor_slices(good), len(good), shuffle, seed, repeat)
+        images = ordered.map(_decode_path, num_parallel_calls=tf.data.AUTOTUNE).filter(
+            lambda image: tf.size(image) > 0
+        )
+        num_images = len(good)
+    return images, ImageDatasetInfo(source, num_images, bad, cached)
+
+
+def _load_all(paths: list[str]) -> tuple[list[np.ndarray], dict[str, str]]:
+    """Decodes every readable file; returns the arrays and unreadable path -> reason."""
+    arrays, bad = [], {}
+    for path in paths:
+        try:
+            arrays.append(load_image(path))
+        except ImageReadError as error:
+            bad[path] = error.reason
+    return arrays, bad
+
+
+def _cached_lookup(arrays: list[np.ndarray]):
+    """Returns ``index -> uint8 [H, W, 3]`` over images packed into one flat in-memory buffer."""
+    sizes = [array.size for array in arrays]
+    flat = tf.constant(np.concatenate([array.reshape(-1) for array in arrays]))
+    offsets = tf.constant(np.cumsum([0] + sizes[:-1]), tf.int64)
+    shapes = tf.constant([array.shape[:2] for array in arrays], tf.int64)
+
+    def lookup(index):
+        height, width = shapes[index][0], shapes[index][1]
+        start = offsets[index]
+        return tf.reshape(flat[start:start + height * width * 3], tf.stack([height, width, 3]))
+
+    return lookup
+
+
+def _load_or_empty(path: bytes) -> np.ndarray:
+    """``load_image`` for ``tf.numpy_function``: a ``[0, 0, 3]`` array marks a failed file."""
+    try:
+        return load_image(path.decode())
+    except ImageReadError as error:
+        logger.warning("skipping image while streaming: %s", error)
+        return np.zeros((0, 0, 3), np.uint8)
+
+
+def _decode_path(path):
+    image = tf.numpy_function(_load_or_empty, [path], tf.uint8, stateful=False)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def _random_patch(image, seed, patch_size: int):
+    """Random ``float32 [patch_size, patch_size, 3]`` crop in [0, 1], randomly flipped.
+
+    A square of side ``min(patch_size, H, W)`` is cropped and, if smaller than the patch,
+    resized up: the same as scaling the whole image (aspect kept) until its short side
+    reaches ``patch_size`` and cropping there, without resizing the full image.
+    """
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    shape = tf.shape(image)
+    side = tf.minimum(patch_size, tf.minimum(shape[0], shape[1]))
+    crop = tf.image.stateless_random_crop(image, tf.stack([side, side, 3]), seed=crop_seed)
+    crop = tf.image.convert_image_dtype(crop, tf.float32)
+    patch = tf.cond(
+        side < patch_size,
+        lambda: tf.clip_by_value(tf.image.resize(crop, [patch_size, patch_size]), 0.0, 1.0),
+        lambda: crop,
+    )
+    patch = tf.image.stateless_random_flip_left_right(patch, seed=flip_seed)
+    return tf.ensure_shape(patch, [patch_size, patch_size, 3])
+
+
+# --------------------------------------------------------------------------------------------
+# TensorFlow Datasets
+# --------------------------------------------------------------------------------------------
+
+
+def _tfds_split(source: TfdsSource, data_dir, download: bool):
+    """Returns ``(builder, image_feature, num_examples)`` for a prepared TFDS split."""
+    try:
+        builder = tfds.builder(source.name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"unknown TFDS dataset {source.name!r} in {source}; see "
+            "https://www.tensorflow.org/datasets/catalog/overview for names"
+        ) from None
+    if not builder.is_prepared():
+        if not download:
+            raise ValueError(
+                f"TFDS dataset {source.name!r} is not downloaded in {builder.data_dir}. Download "
+                "it once with tfds_download=True (trainer flag --tfds_download) on a machine with "
+                "internet access, or point tfds_data_dir (--tfds_data_dir) at a directory that "
+                "already holds it"
+            )
+        builder.download_and_prepare()
+    features = builder.info.features
+    feature = features["image"] if "image" in features.keys() else None
+    if not isinstance(feature, tfds.features.Image):
+        raise ValueError(
+            f"TFDS dataset {source.name!r} has no 'image' image feature "
+            f"(features: {', '.join(features.keys())})"
+        )
+    try:
+        num_examples = builder.info.splits[source.split].num_examples
+    except (KeyError, ValueError) as error:
+        raise ValueError(
+            f"TFDS dataset {source.name!r} has no split {source.split!r} "
+            f"(splits: {', '.join(builder.info.splits)})"
+        ) from error
+    return builder, feature, num_examples
+
+
+def _tfds_images(source: TfdsSource, *, shuffle, seed, repeat, data_dir, download):
+    """Dataset of ``uint8 [H, W, 3]`` images from a TFDS split, plus info."""
+    builder, feature, num_examples = _tfds_split(source, data_dir, download)
+    encoded = builder.as_dataset(
+        split=source.split,
+        shuffle_files=shuffle,
+        decoders={"image": tfds.decode.SkipDecoding()},
+        read_config=tfds.ReadConfig(shuffle_seed=seed),
+    ).map(lambda example: example["image"])
+    if shuffle:  # shuffle while still encoded: cheap, whatever the image size
+        encoded = encoded.shuffle(_TFDS_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        encoded = encoded.repeat()
+    images = encoded.map(
+        lambda data: _tfds_rgb(feature.decode_example(data)), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return images, ImageDatasetInfo(source, num_examples, {}, cached=False)
+
+
+def _tfds_rgb(image):
+    """TFDS image ``[H, W, C]`` (C = 1, 3 or 4; uint8 or uint16) -> RGB with the same dtype.
+
+    Alpha is dropped here (TFDS images rarely carry meaningful transparency).
+    """
+    channels = image.shape[-1]
+    if channels == 1:
+        return tf.image.grayscale_to_rgb(image)
+    if channels == 4:
+        return image[..., :3]
+    if channels != 3:
+        raise ValueError(f"unsupported TFDS image shape {image.shape}; expected 1, 3 or 4 channels")
+    return image
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation images
+# --------------------------------------------------------------------------------------------
+
+
+def eval_images(
+    spec_or_dir: str | ImageSource,
+    *,
+    max_images: int | None = None,
+    tfds_data_dir: str | None = None,
+    tfds_download: bool = False,
+) -> list[tuple[str, np.ndarray]]:
+    """Full-size evaluation images as ``[(name, uint8 [H, W, 3]), ...]`` sorted by name.
+
+    Names: for files, the path relative to the matched files' common directory without
+    extension (``"kodim01"``, ``"cats/001"``); for TFDS, ``"{split}_{index:06d}"``.
+    Unreadable files are skipped with a warning, as in ``image_dataset``.
+
+    Args:
+      spec_or_dir: ``parse_source`` string, parsed source, or a directory path.
+      max_images: keep only the first this many (by name / split order).
+      tfds_data_dir, tfds_download: as in ``image_dataset``.
+
+    Raises:
+      ValueError: bad spec, no (readable) images, two files with the same name, TFDS errors.
+    """
+    source = _as_source(spec_or_dir)
+    if isinstance(source, TfdsSource):
+        builder, _, _ = _tfds_split(source, tfds_data_dir, tfds_download)
+        dataset = builder.as_dataset(split=source.split, shuffle_files=False).take(
+            -1 if max_images is None else max_images
+        )
+        return [
+            (f"{source.split}_{index:06d}",
+             tf.image.convert_image_dtype(_tfds_rgb(example["image"]), tf.uint8).numpy())
+            for index, example in enumerate(dataset)
+        ]
+    paths = list_image_paths(source)
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(path)) for path in paths])
+    named = sorted((os.path.splitext(os.path.relpath(os.path.abspath(path), root))[0], path) for path in paths)
+    counts = collections.Counter(name for name, _ in named)
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
+    if duplicates:
+        raise ValueError(f"{source} has several files named {', '.join(duplicates)} (extensions differ)")
+    named = named[:max_images]
+    arrays, bad = _load_all([path for _, path in named])
+    _report_unreadable(source, len(named), bad)
+    return list(zip([name for name, path in named if path not in bad], arrays))
