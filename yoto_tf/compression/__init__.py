@@ -1,0 +1,1 @@
+"""Variable-rate learned image compression (lambda-conditioned scale hyperprior)."""

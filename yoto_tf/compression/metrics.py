@@ -1,0 +1,223 @@
+"""Image-quality and rate-distortion metrics for compression evaluation (NumPy only).
+
+* :func:`psnr`: peak signal-to-noise ratio over all pixels and channels.
+* :func:`ms_ssim`: multi-scale SSIM (Wang, Simoncelli & Bovik 2003): 5 scales with the
+  standard weights, an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, 2x2
+  average-pool downsampling; computed per colour channel and averaged over channels, the
+  convention of ``tf.image.ssim_multiscale`` (which it matches) and of CompressAI.
+* :func:`bd_rate` / :func:`bd_psnr`: Bjontegaard deltas (VCEG-M33, 2001) between two
+  rate-distortion curves.
+
+Images are ``[H, W, C]`` (or ``[H, W]``) arrays, ``uint8`` or float, with values in
+``[0, data_range]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+SSIM_WINDOW_SIZE = 11
+SSIM_WINDOW_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+# The coarsest of the 5 scales must still hold one 11x11 window:
+# ceil(size / 2**4) >= 11  <=>  size >= 161.
+MS_SSIM_MIN_SIZE = (SSIM_WINDOW_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1
+
+
+def _as_image_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Checks two images have the same [H, W(, C)] shape; returns them as float64 [H, W, C]."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    if a.ndim not in (2, 3) or a.size == 0:
+        raise ValueError(f"expected a non-empty [H, W] or [H, W, C] image, got shape {a.shape}")
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    return a.astype(np.float64), b.astype(np.float64)
+
+
+def psnr(reference, distorted, data_range: float = 255.0) -> float:
+    """PSNR in dB, ``10 log10(data_range^2 / MSE)`` with the MSE over all pixels and channels.
+
+    Returns ``inf`` for identical images.
+    """
+    a, b = _as_image_pair(reference, distorted)
+    mse = float(np.mean(np.square(a - b)))
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(data_range**2 / mse)
+
+
+def _gaussian_window_1d(size: int = SSIM_WINDOW_SIZE, sigma: float = SSIM_WINDOW_SIGMA) -> np.ndarray:
+    """Normalized 1-D Gaussian taps; the 2-D SSIM window is their outer product."""
+    coords = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    taps = np.exp(-0.5 * np.square(coords / sigma))
+    return taps / taps.sum()
+
+
+def _filter_valid(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Separable 'valid' correlation of [H, W, C] maps with ``taps`` along H and W."""
+    size = len(taps)
+    rows = x.shape[0] - size + 1
+    out = taps[0] * x[:rows]
+    for k in range(1, size):
+        out += taps[k] * x[k : k + rows]
+    cols = x.shape[1] - size + 1
+    result = taps[0] * out[:, :cols]
+    for k in range(1, size):
+        result += taps[k] * out[:, k : k + cols]
+    return result
+
+
+def _ssim_terms(a: np.ndarray, b: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean SSIM and mean contrast-structure term cs, each of shape [C]."""
+    taps = _gaussian_window_1d()
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    mu_a, mu_b = _filter_valid(a, taps), _filter_valid(b, taps)
+    mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+    var_sum = _filter_valid(a * a + b * b, taps) - mu_aa - mu_bb
+    covariance = _filter_valid(a * b, taps) - mu_ab
+    luminance = (2.0 * mu_ab + c1) / (mu_aa + mu_bb + c1)
+    cs = (2.0 * covariance + c2) / (var_sum + c2)
+    return np.mean(luminance * cs, axis=(0, 1)), np.mean(cs, axis=(0, 1))
+
+
+def _downsample(x: np.ndarray) -> np.ndarray:
+    """2x2 average pooling; an odd row/column count first repeats the last row/column."""
+    pad_h, pad_w = x.shape[0] % 2, x.shape[1] % 2
+    if pad_h or pad_w:
+        x = np.pad(x, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return 0.25 * (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2])
+
+
+def ms_ssim(reference, distorted, data_range: float = 255.0) -> float:
+    """Multi-scale SSIM in [0, 1] (1 for identical images).
+
+    ``prod_j relu(cs_j)^w_j`` over the first 4 scales times ``relu(ssim_5)^w_5``, per
+    channel, then averaged over channels; as ``tf.image.ssim_multiscale``.
+
+    Args:
+      reference, distorted: ``[H, W, C]`` or ``[H, W]`` images of equal shape with
+        ``H, W >= 161`` (the 5th scale needs one 11x11 window).
+      data_range: the value range of the images (255 for uint8).
+
+    Raises:
+      ValueError: shapes differ, or the image is smaller than 161 x 161.
+    """
+    a, b = _as_image_pair(reference, distorted)
+    if min(a.shape[:2]) < MS_SSIM_MIN_SIZE:
+        raise ValueError(
+            f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIZE}x{MS_SSIM_MIN_SIZE} pixels "
+            f"(5 scales of an 11x11 window), got {a.shape[0]}x{a.shape[1]}"
+        )
+    factors = []
+    for scale in range(len(MS_SSIM_WEIGHTS)):
+        if scale:
+            a, b = _downsample(a), _downsample(b)
+        ssim_value, cs = _ssim_terms(a, b, data_range)
+        factors.append(cs)
+    factors[-1] = ssim_value
+    stacked = np.maximum(np.stack(factors, axis=-1), 0.0)  # [C, scales]
+    per_channel = np.prod(stacked ** np.asarray(MS_SSIM_WEIGHTS), axis=-1)
+    return float(np.mean(per_channel))
+
+
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM on a dB scale, ``-10 log10(1 - ms_ssim)`` (``inf`` at 1); the usual plot axis."""
+    return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)
+
+
+# --------------------------------------------------------------------------------------------
+# Bjontegaard deltas
+# --------------------------------------------------------------------------------------------
+
+
+def _rd_curve(rates, qualities, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validates one RD curve; returns (log rates, qualities) as float64."""
+    rates = np.asarray(rates, dtype=np.float64).reshape(-1)
+    qualities = np.asarray(qualities, dtype=np.float64).reshape(-1)
+    if rates.shape != qualities.shape:
+        raise ValueError(f"{name} curve: {rates.size} rates but {qualities.size} quality values")
+    if rates.size < 2:
+        raise ValueError(f"{name} curve: a Bjontegaard delta needs at least 2 points, got {rates.size}")
+    if not (np.all(np.isfinite(rates)) and np.all(rates > 0)):
+        raise ValueError(f"{name} curve: rates must be finite and positive, got {rates.tolist()}")
+    if not np.all(np.isfinite(qualities)):
+        raise ValueError(f"{name} curve: quality values must be finite, got {qualities.tolist()}")
+    if np.unique(qualities).size != qualities.size or np.unique(rates).size != rates.size:
+        raise ValueError(f"{name} curve: repeated rate or quality values make the fit singular")
+    return np.log(rates), qualities
+
+
+def fit_degree(num_points: int) -> int:
+    """Polynomial degree of a Bjontegaard fit: cubic, or ``num_points - 1`` below 4 points."""
+    return min(3, num_points - 1)
+
+
+def _mean_of_fit(x: np.ndarray, y: np.ndarray, low: float, high: float) -> float:
+    """Mean over ``[low, high]`` of the least-squares polynomial ``y(x)``."""
+    antiderivative = np.polyint(np.polyfit(x, y, fit_degree(x.size)))
+    return float((np.polyval(antiderivative, high) - np.polyval(antiderivative, low)) / (high - low))
+
+
+def _overlap(x_anchor: np.ndarray, x_test: np.ndarray, axis: str) -> tuple[float, float]:
+    low = max(x_anchor.min(), x_test.min())
+    high = min(x_anchor.max(), x_test.max())
+    if not high > low:
+        raise ValueError(
+            f"the two RD curves do not overlap in {axis}: anchor spans "
+            f"[{x_anchor.min():.4g}, {x_anchor.max():.4g}], test spans "
+            f"[{x_test.min():.4g}, {x_test.max():.4g}]"
+        )
+    return float(low), float(high)
+
+
+def overlap_range(anchor_quality: Sequence[float], test_quality: Sequence[float]) -> tuple[float, float]:
+    """The quality interval (e.g. PSNR dB) shared by two curves; ValueError when empty."""
+    return _overlap(np.asarray(anchor_quality, float), np.asarray(test_quality, float), "quality")
+
+
+def bd_rate(anchor_rates, anchor_quality, test_rates, test_quality) -> float:
+    """Bjontegaard delta rate of ``test`` against ``anchor``, in percent.
+
+    Fits ``log(rate)`` as a cubic polynomial of quality (PSNR, or MS-SSIM dB) for each
+    curve (least squares; degree ``n - 1`` for curves of fewer than 4 points), integrates
+    both over the quality range the curves share, and returns
+    ``100 * (exp(mean log-rate difference) - 1)``: the average rate change at equal
+    quality. Negative means ``test`` needs fewer bits than ``anchor``.
+
+    Raises:
+      ValueError: a curve has fewer than 2 points, non-positive rates, repeated values,
+        or the curves share no quality range.
+    """
+    log_rate_a, quality_a = _rd_curve(anchor_rates, anchor_quality, "anchor")
+    log_rate_t, quality_t = _rd_curve(test_rates, test_quality, "test")
+    low, high = _overlap(quality_a, quality_t, "quality (PSNR)")
+    difference = _mean_of_fit(quality_t, log_rate_t, low, high) - _mean_of_fit(
+        quality_a, log_rate_a, low, high
+    )
+    return 100.0 * math.expm1(difference)
+
+
+def bd_psnr(anchor_rates, anchor_quality, test_rates, test_quality) -> float:
+    """Bjontegaard delta quality of ``test`` against ``anchor`` (dB for PSNR).
+
+    Fits quality as a cubic polynomial of ``log(rate)`` per curve, integrates over the
+    shared log-rate range and returns the mean difference; positive means ``test`` is
+    better at equal rate.
+
+    Raises:
+      ValueError: as :func:`bd_rate`, with the overlap taken over log-rate.
+    """
+    log_rate_a, quality_a = _rd_curve(anchor_rates, anchor_quality, "anchor")
+    log_rate_t, quality_t = _rd_curve(test_rates, test_quality, "test")
+    low, high = _overlap(log_rate_a, log_rate_t, "log-rate")
+    return _mean_of_fit(log_rate_t, quality_t, low, high) - _mean_of_fit(
+        log_rate_a, quality_a, low, high
+    )
