@@ -33,6 +33,26 @@ def _scale_for_replicas(value):
     return value
 
 
+def _in_multi_worker_collective_mode() -> bool:
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()
+    )
+
+
+def _as_vectors(logs):
+    """Keras 3.15 reduces step outputs across workers with ``strategy.reduce("MEAN", v,
+    axis=0)``, which fails on scalars under MultiWorkerMirroredStrategy; shape-[1] values
+    reduce correctly (and read the same in the logs)."""
+    if not _in_multi_worker_collective_mode():
+        return logs
+    return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+
+
 class LossConditionalModel(keras.Model):
     """Trains ``network`` on the LossSpace's distribution of loss weightings (YOTO).
 
@@ -164,6 +184,12 @@ class LossConditionalModel(keras.Model):
         self.term_means.assign(new_means)
         self.term_means_initialized.assign(1.0)
         return new_means
+
+    def train_step(self, data):
+        return _as_vectors(super().train_step(data))
+
+    def test_step(self, data):
+        return _as_vectors(super().test_step(data))
 
     @property
     def metrics(self):
