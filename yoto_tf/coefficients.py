@@ -202,8 +202,8 @@ class LossSpace:
         """Like :meth:`sample`, but a NumPy array from a NumPy generator (for host code)."""
         rng = np.random.default_rng(rng)
         u = rng.random((batch_size, self.size), dtype=np.float32)
-        with np.errstate(divide="ignore"):
-            log_low, log_high = np.log(self.low), np.log(self.high)
+        log_low = np.log(np.where(self._is_log, self.low, 1.0))
+        log_high = np.log(np.where(self._is_log, self.high, 1.0))
         log_sample = np.exp(log_low + u * (log_high - log_low))
         lin_sample = self.low + u * (self.high - self.low)
         return np.where(self._is_log, log_sample, lin_sample).astype(np.float32)
