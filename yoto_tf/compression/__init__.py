@@ -1,1 +1,39 @@
-"""Variable-rate learned image compression (lambda-conditioned scale hyperprior)."""
+"""Variable-rate learned image compression (lambda-conditioned scale hyperprior).
+
+One model covers the whole rate-distortion range: ``lam`` (the weight of
+``255^2 * MSE`` against bits per pixel) is a knob at encode time. See ``codec.py`` for the
+byte-level API, ``model.py`` for the network and ``trainers/compression.py`` for the CLI.
+"""
+
+from yoto_tf.compression.codec import (
+    CompressionCodec,
+    ModelMismatchError,
+    compress_image,
+    decompress_image,
+    estimate_bpp,
+    load_compression_model,
+    reconstruct_image,
+)
+from yoto_tf.compression.container import CorruptFileError
+from yoto_tf.compression.model import (
+    CompressionModel,
+    compression_loss_space,
+    rate_distortion_terms,
+)
+from yoto_tf.compression.rate_control import RateControlResult, compress_to_target
+
+__all__ = [
+    "CompressionCodec",
+    "CompressionModel",
+    "CorruptFileError",
+    "ModelMismatchError",
+    "RateControlResult",
+    "compress_image",
+    "compress_to_target",
+    "compression_loss_space",
+    "decompress_image",
+    "estimate_bpp",
+    "load_compression_model",
+    "rate_distortion_terms",
+    "reconstruct_image",
+]

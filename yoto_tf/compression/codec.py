@@ -1,0 +1,323 @@
+"""Compressing images to bytes and back with a trained :class:`CompressionModel`.
+
+Public API::
+
+    codec = load_compression_model("runs/compression/model.keras")
+    data = compress_image(codec, image_uint8, lam=0.01)   # bytes (see container.py)
+    image = decompress_image(codec, data)                 # uint8 [H, W, 3]
+    bpp = estimate_bpp(codec, image_uint8, lam=0.01)      # the model's own rate estimate
+    codec.loss_space, codec.lambda_range
+
+``lam`` is the weight of the distortion term (``lam * 255^2 * MSE + bpp``): larger means
+higher quality and more bits; it must lie in the model's trained range.
+
+Where float non-determinism could break decoding, and what this module does about it:
+the decoder recomputes the scale of every latent from the decoded hyper-latents with the
+hyper-synthesis transform; any difference from the encoder's value (thread count, CPU,
+library version) could pick a different coding table and desynchronize the ANS stream.
+So the scale-table **indices** are computed from the integer hyper-latents by a float64
+copy of the conditioning network and hyper-synthesis transform and then rounded
+(``entropy_models.coding_scale_indices``): the two sides would have to differ by ~1e-13 at
+a rounding boundary to disagree, where float32 would disagree every few thousand latents.
+The coding tables themselves are integers built once from the weights in float64.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import weakref
+
+import keras
+import numpy as np
+
+from yoto_tf.compression import coder, container, entropy_models, tables
+from yoto_tf.compression.model import PAD_MULTIPLE, CompressionModel
+
+MAX_PIXELS = 1 << 24
+"""Largest image (pixels) the codec accepts (~16.8 MP, e.g. 4096 x 4096); the transforms
+hold several float32 activations of 128 channels at half resolution in memory."""
+
+_CODEC_CONSTANTS = {
+    "format_version": container.FORMAT_VERSION,
+    "precision": coder.PRECISION,
+    "tail_mass": tables.TAIL_MASS,
+    "scales": [entropy_models.SCALE_MIN, entropy_models.SCALE_MAX, entropy_models.NUM_SCALES],
+}
+
+
+class ModelMismatchError(ValueError):
+    """The file was written by a different model (or a different codec version)."""
+
+
+class CompressionCodec:
+    """A trained CompressionModel plus everything built once for coding.
+
+    Attributes:
+      network: the Keras CompressionModel (float32).
+      loss_space: its LossSpace; ``lambda_range`` is the range of the ``distortion`` weight.
+      fingerprint: 8 bytes identifying weights, config and codec constants.
+    """
+
+    def __init__(self, network: CompressionModel):
+        if not isinstance(network, CompressionModel):
+            raise TypeError(
+                f"expected a yoto_tf CompressionModel, got {type(network).__name__}; "
+                "load a model.keras written by `python -m trainers.compression train`"
+            )
+        if not network.built:
+            network.build()
+        self.network = network
+        self.loss_space = network.loss_space
+        self.fingerprint = model_fingerprint(network)
+        self._scale_network = _float64_copy(network)
+        self._latent_tables = tables.latent_tables()
+        self._hyperprior = tables.hyperprior_tables(network.hyperprior)
+        self._z_medians32 = self._hyperprior.medians.astype(np.float32)
+
+    # ------------------------------------------------------------------ lambda
+    @property
+    def lambda_range(self) -> tuple[float, float]:
+        coef = self.loss_space.coefficients[self.loss_space.index("distortion")]
+        return coef.low, coef.high
+
+    def lambda_vector(self, lam: float) -> np.ndarray:
+        """The validated float32 [k] loss-weight vector for distortion weight ``lam``.
+
+        Raises:
+          ValueError: naming the model's trained range when ``lam`` is outside it.
+        """
+        low, high = self.lambda_range
+        try:
+            lam = float(lam)
+        except (TypeError, ValueError):
+            raise ValueError(f"lambda must be a number, got {lam!r}") from None
+        if not np.isfinite(lam) or not low * (1 - 1e-6) <= lam <= high * (1 + 1e-6):
+            raise ValueError(
+                f"lambda {lam:g} is outside this model's trained range [{low:g}, {high:g}]"
+            )
+        return self.loss_space.make(distortion=min(max(lam, low), high))
+
+    # ------------------------------------------------------------------ transforms
+    def analyze(self, image: np.ndarray, lam_vec: np.ndarray):
+        """uint8 [H, W, 3] -> (y float32 [1, h, w, M], z float32 [1, h/4, w/4, N])."""
+        x = pad_image(image).astype(np.float32)[None] / np.float32(255.0)
+        emb = self.network.embed(lam_vec[None])
+        y = self.network.analysis((x, emb))
+        z = self.network.hyper_analysis((keras.ops.abs(y), emb))
+        return np.asarray(y), np.asarray(z)
+
+    def quantize_latents(self, y, z):
+        """Rounds y, and z around the hyperprior medians: int64 symbols."""
+        for name, value in (("y", y), ("z", z)):
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"the analysis transform produced non-finite {name}; the model is broken")
+        return (
+            np.clip(np.round(y), -coder.MAX_ABS_SYMBOL, coder.MAX_ABS_SYMBOL).astype(np.int64),
+            np.clip(np.round(z - self._z_medians32), -coder.MAX_ABS_SYMBOL, coder.MAX_ABS_SYMBOL).astype(np.int64),
+        )
+
+    def scale_indices(self, z_symbols: np.ndarray, lam_vec: np.ndarray) -> np.ndarray:
+        """int64 z symbols [1, h, w, N] -> int32 scale-table indices [1, 4h, 4w, M] (float64)."""
+        z_hat = z_symbols.astype(np.float64) + self._hyperprior.medians
+        net = self._scale_network
+        raw = net.hyper_synthesis((z_hat, net.embed(lam_vec[None])))
+        return entropy_models.coding_scale_indices(np.asarray(raw))
+
+    def synthesize(self, y_symbols: np.ndarray, lam_vec: np.ndarray, height: int, width: int) -> np.ndarray:
+        """int64 y symbols -> the uint8 [height, width, 3] reconstruction."""
+        emb = self.network.embed(lam_vec[None])
+        x_hat = np.asarray(self.network.synthesis((y_symbols.astype(np.float32), emb)))[0]
+        x_hat = x_hat[:height, :width]
+        return np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    def estimated_bits(self, y_symbols, z_symbols, lam_vec) -> float:
+        """The model's rate for these symbols: -sum log2 likelihood (float32 model)."""
+        emb = self.network.embed(lam_vec[None])
+        z_hat = z_symbols.astype(np.float32) + self._z_medians32
+        index = self.network.scale_index(z_hat, emb)
+        scale = entropy_models.scale_from_index(index)
+        y_lik = entropy_models.gaussian_likelihood(y_symbols.astype(np.float32), scale)
+        z_lik = self.network.hyperprior(z_hat)
+        return float(-np.log2(np.asarray(y_lik, np.float64)).sum() - np.log2(np.asarray(z_lik, np.float64)).sum())
+
+    # ------------------------------------------------------------------ coding
+    def encode(self, y_symbols, z_symbols, lam_vec, height, width) -> bytes:
+        z_ids = np.broadcast_to(np.arange(z_symbols.shape[-1]), z_symbols.shape)
+        z_data, z_escapes = coder.encode(z_symbols, z_ids, self._hyperprior.tables)
+        y_ids = self.scale_indices(z_symbols, lam_vec)
+        y_data, y_escapes = coder.encode(y_symbols, y_ids, self._latent_tables)
+        escapes = coder.write_varints(z_escapes + y_escapes)
+        return container.pack(container.CompressedImage(
+            self.fingerprint, lam_vec, int(height), int(width), (z_data, y_data, escapes)
+        ))
+
+    def decode(self, data: bytes):
+        """bytes -> (y symbols, z symbols, lam_vec, height, width). Raises CorruptFileError /
+        ModelMismatchError."""
+        parsed = container.unpack(data)
+        if parsed.fingerprint != self.fingerprint:
+            raise ModelMismatchError(
+                f"the file was written by a different model (fingerprint {parsed.fingerprint.hex()}, "
+                f"this model is {self.fingerprint.hex()}); decode it with the model that wrote it"
+            )
+        if len(parsed.payloads) != 3:
+            raise container.CorruptFileError(f"expected 3 payloads, the file has {len(parsed.payloads)}")
+        try:
+            lam_vec = self.loss_space.validate(parsed.lam)
+        except ValueError as err:
+            raise container.CorruptFileError(f"the stored lambda is invalid for this model: {err}") from None
+        height, width = parsed.height, parsed.width
+        check_size(height, width)
+        ph, pw = padded_size(height, width)
+        n, m = self.network.num_filters, self.network.num_latent
+        z_shape = (1, ph // PAD_MULTIPLE, pw // PAD_MULTIPLE, n)
+        escapes = coder.EscapeReader(parsed.payloads[2])
+        z_ids = np.broadcast_to(np.arange(n), z_shape)
+        z_symbols = coder.decode(parsed.payloads[0], z_ids, self._hyperprior.tables, escapes)
+        y_ids = self.scale_indices(z_symbols, lam_vec)
+        y_symbols = coder.decode(parsed.payloads[1], y_ids, self._latent_tables, escapes)
+        escapes.check_consumed()
+        assert y_symbols.shape == (1, 4 * z_shape[1], 4 * z_shape[2], m)
+        return y_symbols, z_symbols, lam_vec, height, width
+
+
+# ---------------------------------------------------------------------- helpers
+def pad_image(image: np.ndarray) -> np.ndarray:
+    """Edge-pads [H, W, 3] to the next multiples of 64 (the model's total stride)."""
+    ph, pw = padded_size(*image.shape[:2])
+    return np.pad(image, ((0, ph - image.shape[0]), (0, pw - image.shape[1]), (0, 0)), mode="edge")
+
+
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    up = lambda v: -(-v // PAD_MULTIPLE) * PAD_MULTIPLE  # noqa: E731
+    return up(height), up(width)
+
+
+def check_size(height: int, width: int) -> None:
+    if height * width > MAX_PIXELS:
+        raise ValueError(
+            f"image of {width}x{height} pixels is larger than this codec handles "
+            f"({MAX_PIXELS} pixels, e.g. 4096x4096); downscale or tile it"
+        )
+
+
+def check_image(image) -> np.ndarray:
+    """Checks an image is uint8 [H, W, 3] (use yoto_tf.data.load_image to convert files)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"expected an RGB image of shape [H, W, 3], got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype} (convert with yoto_tf.data.load_image)")
+    check_size(*image.shape[:2])
+    return image
+
+
+def model_fingerprint(network: CompressionModel) -> bytes:
+    """8 bytes of SHA-256 over the config, the codec constants and every weight."""
+    digest = hashlib.sha256()
+    config = {k: v for k, v in network.get_config().items() if k not in ("name", "seed", "trainable", "dtype")}
+    digest.update(json.dumps([config, _CODEC_CONSTANTS], sort_keys=True, default=str).encode())
+    for weight in _model_weights(network):
+        value = np.ascontiguousarray(np.asarray(weight), dtype="<f4")
+        digest.update(str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.digest()[: container.FINGERPRINT_BYTES]
+
+
+def _model_weights(network):
+    """The float weights (not the training-noise seed state)."""
+    return [w for w in network.weights if "float" in str(w.dtype)]
+
+
+def _float64_copy(network: CompressionModel) -> CompressionModel:
+    """A float64 clone with the same weights (used for the scale indices only)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        config = {**network.get_config(), "dtype": "float64"}
+        clone = CompressionModel.from_config(config)
+        clone.build()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for target, source in zip(_model_weights(clone), _model_weights(network)):
+        target.assign(np.asarray(source, np.float64))
+    return clone
+
+
+_CODECS: "weakref.WeakKeyDictionary[CompressionModel, CompressionCodec]" = weakref.WeakKeyDictionary()
+
+
+def as_codec(model) -> CompressionCodec:
+    """A CompressionCodec for a codec or a Keras CompressionModel (cached per model and
+    rebuilt if its weights changed)."""
+    if isinstance(model, CompressionCodec):
+        return model
+    codec = _CODECS.get(model)
+    if codec is None or codec.fingerprint != model_fingerprint(model):
+        codec = CompressionCodec(model)
+        _CODECS[model] = codec
+    return codec
+
+
+# ---------------------------------------------------------------------- public API
+def load_compression_model(path) -> CompressionCodec:
+    """Loads a ``model.keras`` written by the compression trainer and builds its tables.
+
+    Raises:
+      FileNotFoundError / ValueError: naming the file when it is missing or not a
+        yoto_tf compression model.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        network = keras.models.load_model(path)
+    except Exception as err:  # Keras raises many types for a bad archive
+        raise ValueError(f"cannot load compression model {path}: {err}") from err
+    if not isinstance(network, CompressionModel):
+        raise ValueError(
+            f"{path} holds a {type(network).__name__}, not a yoto_tf CompressionModel"
+        )
+    return CompressionCodec(network)
+
+
+def compress_image(model, image, lam: float) -> bytes:
+    """Compresses uint8 [H, W, 3] at distortion weight ``lam``; returns the file bytes."""
+    codec = as_codec(model)
+    image = check_image(image)
+    lam_vec = codec.lambda_vector(lam)
+    y, z = codec.analyze(image, lam_vec)
+    y_symbols, z_symbols = codec.quantize_latents(y, z)
+    return codec.encode(y_symbols, z_symbols, lam_vec, *image.shape[:2])
+
+
+def decompress_image(model, data: bytes) -> np.ndarray:
+    """Decodes bytes from :func:`compress_image` to uint8 [H, W, 3].
+
+    Raises:
+      container.CorruptFileError: damaged, truncated or foreign data.
+      ModelMismatchError: the file was written by another model.
+    """
+    codec = as_codec(model)
+    y_symbols, _, lam_vec, height, width = codec.decode(data)
+    return codec.synthesize(y_symbols, lam_vec, height, width)
+
+
+def reconstruct_image(model, image, lam: float) -> np.ndarray:
+    """The model's quantized reconstruction (what decoding the file gives), without coding."""
+    codec = as_codec(model)
+    image = check_image(image)
+    lam_vec = codec.lambda_vector(lam)
+    y_symbols, _ = codec.quantize_latents(*codec.analyze(image, lam_vec))
+    return codec.synthesize(y_symbols, lam_vec, *image.shape[:2])
+
+
+def estimate_bpp(model, image, lam: float) -> float:
+    """The model's estimated rate in bits per pixel of the original image (no coding)."""
+    codec = as_codec(model)
+    image = check_image(image)
+    lam_vec = codec.lambda_vector(lam)
+    y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec))
+    return codec.estimated_bits(y_symbols, z_symbols, lam_vec) / (image.shape[0] * image.shape[1])

@@ -1,0 +1,288 @@
+"""The lambda-conditioned scale-hyperprior compression model (Balle et al. 2018 + YOTO).
+
+Transforms (every conv is followed by FiLM on the shared lambda embedding, YOTO's
+"FiLM after each conv block, before the nonlinearity"):
+
+* analysis ``g_a``: 4 x (conv 5x5 stride 2), GDN after the first three: x [B, H, W, 3]
+  in [0, 1] -> y [B, H/16, W/16, M];
+* synthesis ``g_s``: the mirror with transposed convs and inverse GDN: y -> x_hat;
+* hyper-analysis ``h_a`` on |y|: conv 3x3 s1 ReLU, 5x5 s2 ReLU, 5x5 s2 -> z [B, H/64, W/64, N];
+* hyper-synthesis ``h_s``: transposed 5x5 s2 ReLU, 5x5 s2 ReLU, 3x3 s1 -> the continuous
+  scale index of every element of y (see ``entropy_models``).
+
+lambda: the loss is ``lambda_distortion * 255^2 * MSE + lambda_rate * bpp`` (CompressAI's
+scale; ``rate`` is fixed at 1), so a larger ``distortion`` weight means higher quality and
+more bits. The network sees lambda through one :class:`~yoto_tf.layers.ConditioningNetwork`
+that normalizes it (log for the log-uniform distortion weight).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from yoto_tf.coefficients import Coefficient, LossSpace, as_loss_space
+from yoto_tf.compression import entropy_models
+from yoto_tf.layers import GDN, ConditioningNetwork, FiLM
+
+DEFAULT_LAMBDA_RANGE = (0.0018, 0.18)
+"""CompressAI's qualities 1..8 (lambda on 255^2 * MSE)."""
+DISTORTION_SCALE = 255.0**2
+LATENT_STRIDE = 16  # y is H/16 x W/16
+PAD_MULTIPLE = 64  # z is H/64 x W/64: inputs are padded to a multiple of this
+
+
+def compression_loss_space(lambda_range=DEFAULT_LAMBDA_RANGE, fixed_lambda=None) -> LossSpace:
+    """The rate-distortion LossSpace: ``distortion`` (log-uniform over ``lambda_range``,
+    or fixed at ``fixed_lambda`` for an ordinary single-rate model) and ``rate`` (fixed 1)."""
+    if fixed_lambda is not None:
+        distortion = Coefficient.fixed("distortion", float(fixed_lambda))
+    else:
+        low, high = (float(v) for v in lambda_range)
+        distortion = Coefficient("distortion", low, high, "log_uniform")
+    return LossSpace([distortion, Coefficient.fixed("rate", 1.0)])
+
+
+class _ConditionedStack(keras.layers.Layer):
+    """Convs, each followed by FiLM on the embedding, then an optional nonlinearity.
+
+    Subclasses set ``self.convs`` and ``self.activations`` (a layer or None per conv).
+    Call arguments: a pair ``(x [B, H, W, C_in], embedding [B, d])``.
+    """
+
+    def _make_films(self):
+        self.films = [FiLM(name=f"film_{i}", dtype=self.dtype_policy) for i in range(len(self.convs))]
+
+    def build(self, input_shape):
+        x_shape, emb_shape = input_shape
+        for conv, film, act in zip(self.convs, self.films, self.activations):
+            conv.build(x_shape)
+            x_shape = conv.compute_output_shape(x_shape)
+            film.build((x_shape, emb_shape))
+            if act is not None and not act.built:
+                act.build(x_shape)
+
+    def call(self, inputs):
+        x, emb = inputs
+        for conv, film, act in zip(self.convs, self.films, self.activations):
+            x = film((conv(x), emb))
+            if act is not None:
+                x = act(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        x_shape = input_shape[0]
+        for conv in self.convs:
+            x_shape = conv.compute_output_shape(x_shape)
+        return x_shape
+
+
+def _conv(filters, kernel, strides, name, dtype, transpose=False):
+    cls = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+    return cls(filters, kernel, strides=strides, padding="same", name=name, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class AnalysisTransform(_ConditionedStack):
+    """g_a: (x [B, H, W, 3] in [0, 1], embedding) -> y [B, H/16, W/16, num_latent]."""
+
+    def __init__(self, num_filters=128, num_latent=192, **kwargs):
+        super().__init__(**kwargs)
+        self.num_filters, self.num_latent = int(num_filters), int(num_latent)
+        widths = [self.num_filters] * 3 + [self.num_latent]
+        self.convs = [_conv(w, 5, 2, f"conv_{i}", self.dtype_policy) for i, w in enumerate(widths)]
+        self.activations = [GDN(name=f"gdn_{i}", dtype=self.dtype_policy) for i in range(3)] + [None]
+        self._make_films()
+
+    def get_config(self):
+        return {**super().get_config(), "num_filters": self.num_filters, "num_latent": self.num_latent}
+
+
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class SynthesisTransform(_ConditionedStack):
+    """g_s: (y_hat [B, h, w, M], embedding) -> x_hat [B, 16 h, 16 w, 3] (about [0, 1])."""
+
+    def __init__(self, num_filters=128, **kwargs):
+        super().__init__(**kwargs)
+        self.num_filters = int(num_filters)
+        widths = [self.num_filters] * 3 + [3]
+        self.convs = [
+            _conv(w, 5, 2, f"deconv_{i}", self.dtype_policy, transpose=True)
+            for i, w in enumerate(widths)
+        ]
+        self.activations = [
+            GDN(inverse=True, name=f"igdn_{i}", dtype=self.dtype_policy) for i in range(3)
+        ] + [None]
+        self._make_films()
+
+    def get_config(self):
+        return {**super().get_config(), "num_filters": self.num_filters}
+
+
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class HyperAnalysisTransform(_ConditionedStack):
+    """h_a: (|y| [B, h, w, M], embedding) -> z [B, h/4, w/4, num_filters]."""
+
+    def __init__(self, num_filters=128, **kwargs):
+        super().__init__(**kwargs)
+        self.num_filters = int(num_filters)
+        n = self.num_filters
+        self.convs = [
+            _conv(n, 3, 1, "conv_0", self.dtype_policy),
+            _conv(n, 5, 2, "conv_1", self.dtype_policy),
+            _conv(n, 5, 2, "conv_2", self.dtype_policy),
+        ]
+        self.activations = [keras.layers.ReLU(dtype=self.dtype_policy) for _ in range(2)] + [None]
+        self._make_films()
+
+    def get_config(self):
+        return {**super().get_config(), "num_filters": self.num_filters}
+
+
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class HyperSynthesisTransform(_ConditionedStack):
+    """h_s: (z_hat [B, h, w, N], embedding) -> continuous scale index [B, 4h, 4w, M]
+    (unbounded; ``entropy_models.bound_scale_index`` clips it to the table)."""
+
+    INITIAL_INDEX = 18.0  # scale ~1 at the start: far from both ends of the table
+
+    def __init__(self, num_filters=128, num_latent=192, **kwargs):
+        super().__init__(**kwargs)
+        self.num_filters, self.num_latent = int(num_filters), int(num_latent)
+        n, m = self.num_filters, self.num_latent
+        self.convs = [
+            _conv(n, 5, 2, "deconv_0", self.dtype_policy, transpose=True),
+            _conv(n, 5, 2, "deconv_1", self.dtype_policy, transpose=True),
+            keras.layers.Conv2DTranspose(
+                m, 3, strides=1, padding="same", name="deconv_2", dtype=self.dtype_policy,
+                bias_initializer=keras.initializers.Constant(self.INITIAL_INDEX),
+            ),
+        ]
+        self.activations = [keras.layers.ReLU(dtype=self.dtype_policy) for _ in range(2)] + [None]
+        self._make_films()
+
+    def get_config(self):
+        return {**super().get_config(), "num_filters": self.num_filters, "num_latent": self.num_latent}
+
+
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class CompressionModel(keras.Model):
+    """Lambda-conditioned scale hyperprior: the network a LossConditionalModel trains.
+
+    Args:
+      loss_space: the rate-distortion LossSpace (see :func:`compression_loss_space`).
+      num_filters: N, channels of the hidden layers and of z.
+      num_latent: M, channels of y.
+      conditioning_units, conditioning_layers: the ConditioningNetwork MLP.
+      seed: seed of the training noise.
+
+    Call arguments:
+      inputs: a pair ``(x, lam)``: x float32 [B, H, W, 3] in [0, 1] with H, W multiples of
+        64, lam float32 [B, k] raw loss weights (columns ``loss_space.names``).
+      training: additive uniform noise instead of rounding.
+
+    Returns:
+      dict with ``x_hat`` [B, H, W, 3] (unclipped), ``y_bits`` [B] and ``z_bits`` [B]
+      (-log2 likelihood summed per example). In inference mode z is rounded to integers;
+      the codec rounds around the learned medians instead (see ``codec.py``).
+    """
+
+    def __init__(
+        self,
+        loss_space=None,
+        num_filters=128,
+        num_latent=192,
+        conditioning_units=256,
+        conditioning_layers=2,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.loss_space = as_loss_space(loss_space or compression_loss_space())
+        self.num_filters, self.num_latent = int(num_filters), int(num_latent)
+        self.conditioning_units, self.conditioning_layers = int(conditioning_units), int(conditioning_layers)
+        self.seed = seed
+        dtype = self.dtype_policy
+        self.conditioning = ConditioningNetwork(
+            self.loss_space, self.conditioning_units, self.conditioning_layers,
+            name="conditioning", dtype=dtype,
+        )
+        self.analysis = AnalysisTransform(num_filters, num_latent, name="analysis", dtype=dtype)
+        self.synthesis = SynthesisTransform(num_filters, name="synthesis", dtype=dtype)
+        self.hyper_analysis = HyperAnalysisTransform(num_filters, name="hyper_analysis", dtype=dtype)
+        self.hyper_synthesis = HyperSynthesisTransform(
+            num_filters, num_latent, name="hyper_synthesis", dtype=dtype
+        )
+        self.hyperprior = entropy_models.DeepFactorizedDensity(
+            num_filters, name="hyperprior", dtype=dtype
+        )
+        self.noise_seed = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape=None):
+        # Run the forward pass once on a 64x64 dummy so every weight exists (also when
+        # Keras rebuilds the model while loading a .keras file).
+        k = self.loss_space.size
+        self.call((ops.zeros((1, PAD_MULTIPLE, PAD_MULTIPLE, 3)), ops.ones((1, k))))
+
+    def embed(self, lam):
+        """lam [B, k] -> the shared conditioning embedding [B, conditioning_units]."""
+        return self.conditioning(lam)
+
+    def scale_index(self, z_hat, emb):
+        """z_hat [B, h, w, N] -> bounded continuous scale index [B, 4h, 4w, M]."""
+        return entropy_models.bound_scale_index(self.hyper_synthesis((z_hat, emb)))
+
+    def call(self, inputs, training=False):
+        x, lam = inputs
+        emb = self.embed(lam)
+        y = self.analysis((x, emb))
+        z = self.hyper_analysis((ops.abs(y), emb))
+        z_hat = entropy_models.quantize(z, training, self.noise_seed)
+        y_hat = entropy_models.quantize(y, training, self.noise_seed)
+        scale = entropy_models.scale_from_index(self.scale_index(z_hat, emb))
+        y_likelihood = entropy_models.gaussian_likelihood(y_hat, scale)
+        z_likelihood = self.hyperprior(z_hat)
+        return {
+            "x_hat": self.synthesis((y_hat, emb)),
+            "y_bits": bits_per_example(y_likelihood),
+            "z_bits": bits_per_example(z_likelihood),
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "loss_space": self.loss_space.get_config(),
+            "num_filters": self.num_filters,
+            "num_latent": self.num_latent,
+            "conditioning_units": self.conditioning_units,
+            "conditioning_layers": self.conditioning_layers,
+            "seed": self.seed,
+        }
+
+
+def bits_per_example(likelihood):
+    """likelihood [B, ...] -> -sum log2(likelihood) per example [B]."""
+    flat = ops.reshape(likelihood, (ops.shape(likelihood)[0], -1))
+    return ops.sum(-ops.log(flat), axis=-1) / math.log(2.0)
+
+
+def rate_distortion_terms(inputs, outputs):
+    """Per-example loss terms for :class:`~yoto_tf.LossConditionalModel`.
+
+    Args:
+      inputs: x float32 [B, H, W, 3] in [0, 1].
+      outputs: the CompressionModel's dict.
+
+    Returns:
+      ``{"distortion": 255^2 * MSE [B], "rate": bits per pixel [B]}``.
+    """
+    x_hat = outputs["x_hat"]
+    mse = ops.mean(ops.square(inputs - x_hat), axis=(1, 2, 3))
+    shape = ops.shape(inputs)
+    pixels = ops.cast(shape[1] * shape[2], "float32")
+    return {
+        "distortion": DISTORTION_SCALE * mse,
+        "rate": (outputs["y_bits"] + outputs["z_bits"]) / pixels,
+    }
