@@ -118,3 +118,35 @@ def test_loss_terms_must_match_the_loss_space():
     )
     with pytest.raises(ValueError, match="must be per-example with shape"):
         bad_shape.compute_loss(x=x, y_pred=bad_shape(x))
+
+
+MIRRORED_LAMBDAS = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from yoto_tf import LossConditionalModel, toy
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = LossConditionalModel(toy.build_network(toy.loss_space()), toy.loss_terms, seed=0)
+data = iter(strategy.experimental_distribute_dataset(
+    tf.data.Dataset.from_tensors(tf.ones([16, 1])).repeat()))
+step = tf.function(lambda x: strategy.run(lambda x: model(x)["lambda"], args=(x,)))
+draws = [np.concatenate([r.numpy()[:, 1] for r in strategy.experimental_local_results(step(next(data)))])
+         for _ in range(3)]
+all_values = np.concatenate(draws)
+print("DISTINCT", len(np.unique(all_values)), "OF", all_values.size)
+"""
+
+
+def test_replicas_and_steps_draw_different_lambdas():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", MIRRORED_LAMBDAS], cwd=root,
+                            env=dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DISTINCT 48 OF 48" in result.stdout, result.stdout

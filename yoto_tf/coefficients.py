@@ -192,21 +192,21 @@ class LossSpace:
             a train step so every step draws fresh values).
         """
         u = keras.random.uniform((batch_size, self.size), dtype="float32", seed=seed)
+        return self.from_uniform(u)
+
+    def sample_numpy(self, batch_size: int, rng: np.random.Generator | int | None = None):
+        """Like :meth:`sample`, but a NumPy array from a NumPy generator (for host code)."""
+        u = np.random.default_rng(rng).random((batch_size, self.size), dtype=np.float32)
+        return ops.convert_to_numpy(self.from_uniform(u)).astype(np.float32)
+
+    def from_uniform(self, u):
+        """Maps uniform noise u in [0, 1) [B, k] to lambda [B, k] (inverse CDFs)."""
+        u = ops.convert_to_tensor(u, dtype="float32")
         log_low = np.log(np.where(self._is_log, self.low, 1.0)).astype(np.float32)
         log_high = np.log(np.where(self._is_log, self.high, 1.0)).astype(np.float32)
         log_sample = ops.exp(log_low + u * (log_high - log_low))
         lin_sample = self.low + u * (self.high - self.low)
         return ops.where(self._is_log, log_sample, lin_sample)
-
-    def sample_numpy(self, batch_size: int, rng: np.random.Generator | int | None = None):
-        """Like :meth:`sample`, but a NumPy array from a NumPy generator (for host code)."""
-        rng = np.random.default_rng(rng)
-        u = rng.random((batch_size, self.size), dtype=np.float32)
-        log_low = np.log(np.where(self._is_log, self.low, 1.0))
-        log_high = np.log(np.where(self._is_log, self.high, 1.0))
-        log_sample = np.exp(log_low + u * (log_high - log_low))
-        lin_sample = self.low + u * (self.high - self.low)
-        return np.where(self._is_log, log_sample, lin_sample).astype(np.float32)
 
     def grid(self, name: str, num: int, base: np.ndarray | None = None) -> np.ndarray:
         """``num`` lambdas [num, k] sweeping coefficient ``name`` over its range

@@ -134,10 +134,26 @@ class LossConditionalModel(keras.Model):
         inputs, lam = self._split(x)
         if lam is None:
             first = next(t for t in keras.tree.flatten(inputs) if t is not None)
-            lam = self.loss_space.sample(ops.shape(first)[0], seed=self.seed_generator)
+            lam = self.loss_space.from_uniform(self._uniform_noise(ops.shape(first)[0]))
         lam = ops.cast(lam, "float32")
         outputs = self.call_network(inputs, lam, training=training)
         return {"outputs": outputs, "lambda": lam}
+
+    def _uniform_noise(self, batch_size):
+        """[B, k] uniform noise for the lambda sampler, different on every replica (a
+        plain SeedGenerator would give every replica of a tf.distribute strategy the same
+        lambdas)."""
+        shape = (batch_size, self.loss_space.size)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                seed = ops.cast(self.seed_generator.next(), "int64")
+                replica = ops.cast(context.replica_id_in_sync_group, "int64")
+                offset = ops.stack([(replica + 1) * 1_000_003, ops.cast(0, "int64")])
+                return tf.random.stateless_uniform(shape, seed + offset)
+        return keras.random.uniform(shape, seed=self.seed_generator)
 
     # ----------------------------------------------------------------- loss
     def per_example_terms(self, inputs, outputs):
