@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -40,7 +39,8 @@ class EncodedImage:
         return len(self.data) * 8.0 / (height * width)
 
 
-def _check_quality(codec: str, quality) -> int:
+def check_quality(codec: str, quality) -> int:
+    """Returns ``quality`` as an int; ValueError for an unknown codec or a quality outside [0, 100]."""
     if codec not in CODECS:
         raise ValueError(f"unknown baseline codec {codec!r}; expected one of {sorted(CODECS)}")
     if isinstance(quality, bool) or int(quality) != quality or not 0 <= quality <= 100:
@@ -56,7 +56,7 @@ def encode_decode(image: np.ndarray, codec: str, quality: int) -> EncodedImage:
       ValueError: unknown codec, quality outside [0, 100], or an image that is not
         ``uint8 [H, W, 3]``.
     """
-    quality = _check_quality(codec, quality)
+    quality = check_quality(codec, quality)
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected a uint8 [H, W, 3] image, got {image.dtype} {image.shape}")
@@ -72,7 +72,3 @@ def encode_decode(image: np.ndarray, codec: str, quality: int) -> EncodedImage:
     decode_seconds = time.perf_counter() - start
     return EncodedImage(data, reconstruction, encode_seconds, decode_seconds)
 
-
-def sweep(image: np.ndarray, codec: str, qualities: Sequence[int]) -> list[tuple[int, EncodedImage]]:
-    """``[(quality, encode_decode(image, codec, quality)), ...]`` for each quality."""
-    return [(int(q), encode_decode(image, codec, q)) for q in qualities]
