@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -130,3 +131,133 @@ def test_model_labels():
     assert evaluate_compression._unique_labels(["a/model.keras", "b/a.keras", "jpeg.keras"], taken) == [
         "a", "a_2", "jpeg_2",
     ]
+
+
+# --------------------------------------------------------------------------------- learned codecs
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """Untrained tiny compression models saved as .keras: one variable-rate, two fixed-lambda.
+
+    Untrained weights give a real (if poor) codec: the evaluation only needs bitstreams."""
+    from yoto_tf.compression import CompressionModel, compression_loss_space
+
+    root = tmp_path_factory.mktemp("models")
+    spaces = {
+        "vbr": compression_loss_space((0.002, 0.2)),
+        "q_low": compression_loss_space(fixed_lambda=0.005),
+        "q_high": compression_loss_space(fixed_lambda=0.05),
+    }
+    paths = {}
+    for seed, (name, space) in enumerate(spaces.items()):
+        network = CompressionModel(space, num_filters=8, num_latent=8, conditioning_units=16, seed=seed)
+        network.build()
+        paths[name] = str(root / name / "model.keras")
+        os.makedirs(os.path.dirname(paths[name]))
+        network.save(paths[name])
+    return paths
+
+
+def _run_main(**flag_values):
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()  # the defaults, as if run with no arguments
+    with flagsaver.flagsaver(**flag_values):
+        evaluate_compression.main(["evaluate_compression"])
+
+
+def test_cli_with_variable_and_fixed_models(tmp_path, tiny_models):
+    images = _write_images(tmp_path / "images")
+    out_dir = tmp_path / "out"
+    _run_main(
+        images=images, out_dir=str(out_dir), models=[tiny_models["vbr"]],
+        fixed_models=[tiny_models["q_low"], tiny_models["q_high"]],
+        lambdas=["0.002", "0.02", "0.2"], jpeg_qualities=["10", "50", "90"], webp_qualities=[],
+    )
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["config"]["lambdas"] == {"vbr": [0.002, 0.02, 0.2], "q_low": [0.005], "q_high": [0.05]}
+    learned = [row for row in results["per_image"] if row["kind"] != "baseline"]
+    assert [(r["codec"], r["value"]) for r in learned[::2]] == [
+        ("vbr", 0.002), ("vbr", 0.02), ("vbr", 0.2), ("q_low", 0.005), ("q_high", 0.05),
+    ]
+    assert {r["kind"] for r in learned} == {"variable", "fixed"}
+    for row in learned:
+        assert row["setting"] == "lambda"
+        assert row["bytes"] > 16 and row["bpp"] == pytest.approx(row["bytes"] * 8 / (176 * 192))
+        assert 0 < row["estimated_bpp"] < row["bpp"]  # the container adds a header
+        assert row["encode_seconds"] > 0 and row["decode_seconds"] > 0
+        assert np.isfinite(row["psnr"]) and 0 <= row["ms_ssim"] <= 1
+    pairs = {(row["test"], row["anchor"]) for row in results["bd_rate"]}
+    assert pairs == {("vbr", "jpeg"), ("vbr", evaluate_compression.FIXED_CURVE),
+                     (evaluate_compression.FIXED_CURVE, "jpeg")}
+    for row in results["bd_rate"]:
+        # An untrained model's curve may not overlap JPEG's; that is reported, not raised.
+        assert row["bd_rate_psnr_percent"] is not None or row["note"]
+    comparison = results["fixed_lambda_comparison"]
+    assert [(r["fixed_model"], r["variable_model"]) for r in comparison] == [("q_low", "vbr"), ("q_high", "vbr")]
+    with open(out_dir / "mean.csv") as handle:
+        means = list(csv.DictReader(handle))
+    assert [m["codec"] for m in means] == ["jpeg"] * 3 + ["vbr"] * 3 + ["q_low", "q_high"]
+    assert all(float(m["estimated_bpp"]) > 0 for m in means[3:])
+    assert (out_dir / "rd_curves.png").stat().st_size > 10_000
+
+
+def test_lambda_outside_model_range_names_the_range(tmp_path, tiny_models):
+    images = _write_images(tmp_path / "images")
+    with pytest.raises(SystemExit, match=r"vbr/model.keras: lambda 0.5 is outside .*\[0.002, 0.2\]"):
+        _run_main(images=images, out_dir=str(tmp_path / "out"), models=[tiny_models["vbr"]],
+                  lambdas=["0.01", "0.5"])
+    assert not (tmp_path / "out").exists()  # checked before any work
+
+
+def test_model_list_errors(tmp_path, tiny_models):
+    images = _write_images(tmp_path / "images")
+    with pytest.raises(ValueError, match=r"range \[0.002, 0.2\], not at one fixed lambda"):
+        evaluate_compression.run_evaluation(images, str(tmp_path / "out"), fixed_model_paths=[tiny_models["vbr"]])
+    with pytest.raises(ValueError, match="model file not found: .*missing.keras"):
+        evaluate_compression.run_evaluation(images, str(tmp_path / "out"), model_paths=[str(tmp_path / "missing.keras")])
+
+
+def test_default_lambdas_span_the_trained_range(tiny_models):
+    from yoto_tf.compression import load_compression_model
+
+    lambdas = evaluate_compression.default_lambdas(load_compression_model(tiny_models["vbr"]))
+    assert len(lambdas) == evaluate_compression.DEFAULT_NUM_LAMBDAS
+    assert lambdas[0] == pytest.approx(0.002) and lambdas[-1] == pytest.approx(0.2)
+    assert np.allclose(np.diff(np.log(lambdas)), np.log(100) / (len(lambdas) - 1))
+
+
+def _mean_row(codec, kind, value, bpp, psnr_db, ms_ssim_db=None):
+    return {"codec": codec, "kind": kind, "setting": "quality" if kind == "baseline" else "lambda",
+            "value": value, "bpp": bpp, "psnr": psnr_db, "ms_ssim_db": ms_ssim_db}
+
+
+def test_bjontegaard_table_and_fixed_lambda_comparison():
+    # log(bpp) linear in PSNR; the fixed-lambda models need 10 % more bits than the variable
+    # model at equal PSNR, JPEG 50 % more.
+    def rate(psnr_db, factor):
+        return factor * math.exp(0.17 * psnr_db - 6.6)
+
+    vbr_psnr = [27.0, 29.0, 31.0, 33.0, 35.0, 37.0]
+    means = (
+        [_mean_row("jpeg", "baseline", q, rate(p, 1.5), p) for q, p in zip((10, 30, 50, 70, 90), (26, 29, 32, 35, 38))]
+        + [_mean_row("vbr", "variable", 0.001 * 2**i, rate(p, 1.0), p) for i, p in enumerate(vbr_psnr)]
+        + [_mean_row(f"q{i}", "fixed", lam, rate(p, 1.1), p) for i, (lam, p) in enumerate(((0.004, 30.0), (0.03, 34.0)))]
+    )
+    all_curves = evaluate_compression.curves(means)
+    assert list(all_curves) == ["jpeg", "vbr", evaluate_compression.FIXED_CURVE]
+    table = {(row["test"], row["anchor"]): row for row in evaluate_compression.bjontegaard_table(all_curves)}
+    assert set(table) == {("vbr", "jpeg"), ("vbr", evaluate_compression.FIXED_CURVE),
+                          (evaluate_compression.FIXED_CURVE, "jpeg")}
+    assert table["vbr", "jpeg"]["bd_rate_psnr_percent"] == pytest.approx(100 * (1 / 1.5 - 1), abs=1e-6)
+    assert table["vbr", "jpeg"]["bd_psnr_db"] == pytest.approx(math.log(1.5) / 0.17, abs=1e-6)
+    assert table["vbr", "jpeg"]["note"] is None
+    fixed_row = table["vbr", evaluate_compression.FIXED_CURVE]
+    assert fixed_row["bd_rate_psnr_percent"] == pytest.approx(100 * (1 / 1.1 - 1), abs=1e-6)
+    assert (fixed_row["psnr_overlap_low"], fixed_row["psnr_overlap_high"]) == (30.0, 34.0)
+    assert "polynomial fit of degree 1" in fixed_row["note"]
+    comparison = evaluate_compression.fixed_point_comparison(means, all_curves)
+    assert [row["fixed_model"] for row in comparison] == ["q0", "q1"]
+    for row in comparison:
+        # Linear interpolation of log-rate is exact on this curve.
+        assert row["variable_rate_change_percent_at_equal_psnr"] == pytest.approx(100 * (1 / 1.1 - 1), abs=1e-6)

@@ -37,6 +37,12 @@ from absl import app, flags
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 
+from yoto_tf.compression import (
+    compress_image,
+    decompress_image,
+    estimate_bpp,
+    load_compression_model,
+)
 from yoto_tf.compression.baselines import check_quality, encode_decode
 from yoto_tf.compression.metrics import (
     MS_SSIM_MIN_SIZE,
@@ -97,7 +103,7 @@ class LearnedCodec:
       label: short name used in tables and plots (the run directory's name).
       kind: "variable" (evaluated at each lambda) or "fixed" (at its trained lambda).
       path: the model file.
-      model: what ``load_compression_model`` returned.
+      model: the loaded codec (``load_compression_model``).
       lambdas: rate-distortion weights to evaluate (lambda * 255^2 * MSE + bpp).
     """
 
@@ -130,47 +136,35 @@ def _unique_labels(paths: Sequence[str], taken: set[str]) -> list[str]:
     return labels
 
 
-def _lambda_coefficient(model, path: str):
-    """The model's single lambda coefficient (its LossSpace must have exactly one)."""
-    space = model.loss_space
-    if space.size != 1:
-        raise ValueError(
-            f"{path}: expected a LossSpace with one rate-distortion lambda, got {space}"
-        )
-    return space.coefficients[0]
-
-
 def trained_lambda(model, path: str) -> float:
     """The lambda a single-lambda (``--fixed_lambda``) model was trained at."""
-    coefficient = _lambda_coefficient(model, path)
-    if coefficient.distribution != "fixed":
+    low, high = model.lambda_range
+    if low != high:
         raise ValueError(
-            f"{path} was trained on the lambda range [{coefficient.low:g}, {coefficient.high:g}], "
-            "not at one fixed lambda; pass it with --models instead of --fixed_models"
+            f"{path} was trained on the lambda range [{low:g}, {high:g}], not at one fixed "
+            "lambda; pass it with --models instead of --fixed_models"
         )
-    return coefficient.default
+    return float(low)
 
 
 def check_lambdas(model, path: str, lambdas: Sequence[float]) -> list[float]:
     """Validates every lambda against the model's trained range before any work is done.
 
     Raises:
-      ValueError: from the model's LossSpace, naming the coefficient and its allowed range.
+      ValueError: naming the model file and its trained lambda range.
     """
-    space = model.loss_space
-    _lambda_coefficient(model, path)
     for lam in lambdas:
         try:
-            space.validate([lam])
+            model.lambda_vector(lam)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
     return [float(lam) for lam in lambdas]
 
 
-def default_lambdas(model, path: str, num: int = DEFAULT_NUM_LAMBDAS) -> list[float]:
+def default_lambdas(model, num: int = DEFAULT_NUM_LAMBDAS) -> list[float]:
     """``num`` lambdas log-spaced over the model's trained range (ends included)."""
-    coefficient = _lambda_coefficient(model, path)
-    return [float(v) for v in np.geomspace(coefficient.low, coefficient.high, num)]
+    low, high = model.lambda_range
+    return [float(v) for v in np.geomspace(low, high, num)]
 
 
 def load_learned_codecs(
@@ -182,26 +176,20 @@ def load_learned_codecs(
       ValueError: a model file cannot be loaded, a lambda is outside a model's range, or a
         --fixed_models entry was trained on a lambda range.
     """
-    if not (model_paths or fixed_model_paths):
-        return []
-    from yoto_tf.compression import load_compression_model
-
     taken: set[str] = {"jpeg", "webp", FIXED_CURVE}
     codecs = []
     for kind, paths in (("variable", model_paths), ("fixed", fixed_model_paths)):
         for label, path in zip(_unique_labels(paths, taken), paths):
-            if not os.path.exists(path):
-                raise ValueError(f"model file not found: {path}")
             try:
                 model = load_compression_model(path)
-            except (OSError, ValueError, TypeError, KeyError) as error:
-                raise ValueError(f"cannot load compression model {path}: {error}") from error
+            except OSError as error:
+                raise ValueError(str(error)) from None
             if kind == "fixed":
                 model_lambdas = [trained_lambda(model, path)]
             elif lambdas:
                 model_lambdas = check_lambdas(model, path, lambdas)
             else:
-                model_lambdas = default_lambdas(model, path)
+                model_lambdas = default_lambdas(model)
             codecs.append(LearnedCodec(label, kind, path, model, model_lambdas))
     return codecs
 
@@ -266,8 +254,6 @@ def evaluate_baseline(images, codec: str, qualities: Sequence[int], measurer: Me
 
 def _warm_up(codec: LearnedCodec, images) -> None:
     """One untimed round trip per distinct image shape, so timings exclude graph tracing."""
-    from yoto_tf.compression import compress_image, decompress_image
-
     seen = set()
     for _, image in images:
         if image.shape not in seen:
@@ -278,8 +264,6 @@ def _warm_up(codec: LearnedCodec, images) -> None:
 def evaluate_learned(codec: LearnedCodec, images, measurer: Measurer, estimate: bool = True,
                      log: Callable[[str], None] = print) -> list[dict]:
     """Rows for one model at each of its lambdas on each image (real bitstreams)."""
-    from yoto_tf.compression import compress_image, decompress_image, estimate_bpp
-
     _warm_up(codec, images)
     rows = []
     for lam in codec.lambdas:
@@ -377,9 +361,10 @@ def bjontegaard_row(test: Curve, anchor: Curve) -> dict:
             row["bd_rate_ms_ssim_percent"] = bd_rate(anchor.bpp, anchor.ms_ssim_db, test.bpp, test.ms_ssim_db)
         except ValueError as error:
             notes.append(f"MS-SSIM: {error}")
-    degrees = {fit_degree(n) for n in (row["anchor_points"], row["test_points"]) if n >= 2}
-    if degrees and min(degrees) < 3:
-        notes.append(f"fewer than 4 points: polynomial fit of degree {min(degrees)}")
+    degree = fit_degree(min(row["anchor_points"], row["test_points"]))
+    computed = row["bd_rate_psnr_percent"] is not None or row["bd_rate_ms_ssim_percent"] is not None
+    if computed and degree < 3:
+        notes.append(f"fewer than 4 points: polynomial fit of degree {degree}")
     row["note"] = "; ".join(notes) or None
     return row
 
@@ -473,7 +458,9 @@ def plot_rd_curves(path: str, all_curves: dict[str, Curve], title: str) -> None:
 
 
 def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    """``format(value, spec)``, or a dash of the same width for a missing value."""
+    width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
+    return "-".rjust(width) if value is None else format(value, spec)
 
 
 def summary_text(means: Sequence[dict], bd_rows: Sequence[dict], fixed_rows: Sequence[dict]) -> str:

@@ -211,7 +211,7 @@ def bd_rate(anchor_rates, anchor_quality, test_rates, test_quality) -> float:
     """
     log_rate_a, quality_a = _rd_curve(anchor_rates, anchor_quality, "anchor")
     log_rate_t, quality_t = _rd_curve(test_rates, test_quality, "test")
-    low, high = _overlap(quality_a, quality_t, "quality (PSNR)")
+    low, high = _overlap(quality_a, quality_t, "quality")
     difference = _mean_of_fit(quality_t, log_rate_t, low, high) - _mean_of_fit(
         quality_a, log_rate_a, low, high
     )
