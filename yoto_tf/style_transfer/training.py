@@ -1,0 +1,116 @@
+"""Training glue: the LossConditionalModel of style transfer and its input pipeline."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from yoto_tf import data
+from yoto_tf.style_transfer.loss_space import style_names
+from yoto_tf.style_transfer.losses import StyleTransferLoss
+from yoto_tf.style_transfer.transformer import IMAGE_INPUT, LAMBDA_INPUT, STYLE_INPUT
+from yoto_tf.training import LossConditionalModel
+
+
+class StyleTransferModel(LossConditionalModel):
+    """A LossConditionalModel whose inputs are ``{"image": ..., "style_index": ...}`` dicts.
+
+    Batches are ``{"inputs": {"image": float32 [B, H, W, 3] in [0, 1], "style_index":
+    int32 [B]}}`` (``style_index`` only for multi-style networks), optionally with
+    ``"lambda": [B, k]`` to fix the weighting. Every loss term is divided by its running
+    mean (``normalize_terms=True``), so lambda holds relative weights.
+
+    Lambda sampling: every coefficient keeps its LossSpace distribution (log-uniform over
+    its range), but for a fraction ``diagonal_fraction`` of the examples the five style
+    weights share ONE draw (the same position in their log ranges). Independent draws
+    alone almost never put all five style weights near their bounds together, so the
+    strength knob (all style weights scaled together) would be untrained at its ends.
+
+    Args:
+      network: a transformer from :func:`~yoto_tf.style_transfer.build_transformer`.
+      losses: the :class:`StyleTransferLoss` of the network's styles.
+      seed: seed of the lambda sampler.
+      ema_decay: decay of the running means of the loss terms.
+      diagonal_fraction: share of examples whose style weights move together.
+    """
+
+    def __init__(
+        self, network, losses: StyleTransferLoss, seed=None, ema_decay=0.99,
+        diagonal_fraction=0.5, **kwargs,
+    ):
+        super().__init__(
+            network, losses, normalize_terms=True, ema_decay=ema_decay, seed=seed, **kwargs
+        )
+        if not 0.0 <= diagonal_fraction <= 1.0:
+            raise ValueError(f"diagonal_fraction must be in [0, 1], got {diagonal_fraction}.")
+        self.diagonal_fraction = float(diagonal_fraction)
+        space = self.loss_space
+        styles = style_names(space)
+        not_log = [n for n in styles if space.coefficients[space.index(n)].distribution != "log_uniform"]
+        if not_log:
+            raise ValueError(f"Style weights {not_log} must be log_uniform to be tied.")
+        self._style_columns = np.isin(space.names, styles)
+        low = np.where(self._style_columns, space.low, 1.0)
+        high = np.where(self._style_columns, space.high, 1.0)
+        self._log_low = np.log(low).astype(np.float32)
+        self._log_span = (np.log(high) - np.log(low)).astype(np.float32)
+
+    def sample_lambda(self, batch_size):
+        """lambda [B, k]: the LossSpace's draws, style weights tied on a fraction of rows."""
+        lam = self.loss_space.sample(batch_size, seed=self.seed_generator)
+        position = keras.random.uniform((batch_size, 1), seed=self.seed_generator)
+        tied = ops.exp(self._log_low + position * self._log_span)
+        use_tied = keras.random.uniform((batch_size, 1), seed=self.seed_generator)
+        use_tied = ops.logical_and(use_tied < self.diagonal_fraction, self._style_columns)
+        return ops.where(use_tied, tied, lam)
+
+    def call(self, x, training=False):
+        inputs, lam = self._split(x)
+        if lam is None:
+            lam = self.sample_lambda(ops.shape(inputs[IMAGE_INPUT])[0])
+        return super().call({"inputs": inputs, "lambda": lam}, training=training)
+
+    def call_network(self, inputs: Mapping, lam, training=False):
+        feed = {IMAGE_INPUT: inputs[IMAGE_INPUT], LAMBDA_INPUT: lam}
+        if STYLE_INPUT in inputs:
+            feed[STYLE_INPUT] = inputs[STYLE_INPUT]
+        return self.network(feed, training=training)
+
+
+def training_dataset(
+    content: str,
+    image_size: int,
+    batch_size: int,
+    num_styles: int = 1,
+    seed: int | None = None,
+    **dataset_kwargs,
+) -> tf.data.Dataset:
+    """Infinite batches for :class:`StyleTransferModel`.
+
+    Args:
+      content: a ``yoto_tf.data.parse_source`` spec (``builtin``, ``folder:GLOB``,
+        ``tfds:NAME[:SPLIT]``).
+      image_size: side of the random square content crops.
+      batch_size: examples per batch.
+      num_styles: > 1 adds a uniformly random ``style_index`` per example.
+      seed: makes crops, order and style indices reproducible.
+      **dataset_kwargs: passed to ``yoto_tf.data.image_dataset`` (e.g. ``tfds_data_dir``).
+
+    Returns:
+      ``{"inputs": {"image": float32 [B, S, S, 3], "style_index": int32 [B]}}`` batches.
+    """
+    images = data.image_dataset(content, image_size, batch_size, seed=seed, **dataset_kwargs)
+    if num_styles == 1:
+        return images.map(lambda x: {"inputs": {IMAGE_INPUT: x}})
+    indices = (
+        tf.data.Dataset.random(seed=seed)
+        .map(lambda r: tf.cast(r % num_styles, tf.int32))
+        .batch(batch_size, drop_remainder=True)
+    )
+    return tf.data.Dataset.zip(images, indices).map(
+        lambda x, i: {"inputs": {IMAGE_INPUT: x, STYLE_INPUT: i}}
+    )
