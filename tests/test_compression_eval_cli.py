@@ -127,6 +127,7 @@ def test_images_too_small_for_ms_ssim_get_none_and_a_note(tmp_path):
 def test_model_labels():
     assert evaluate_compression.model_label("runs/vbr/model.keras") == "vbr"
     assert evaluate_compression.model_label("runs/q3.keras") == "q3"
+    assert evaluate_compression.model_label("model.keras") == "model"
     taken = {"jpeg"}
     assert evaluate_compression._unique_labels(["a/model.keras", "b/a.keras", "jpeg.keras"], taken) == [
         "a", "a_2", "jpeg_2",
@@ -171,7 +172,7 @@ def test_cli_with_variable_and_fixed_models(tmp_path, tiny_models):
     out_dir = tmp_path / "out"
     _run_main(
         images=images, out_dir=str(out_dir), models=[tiny_models["vbr"]],
-        fixed_models=[tiny_models["q_low"], tiny_models["q_high"]],
+        fixed_models=[tiny_models["q_low"], os.path.dirname(tiny_models["q_high"])],  # file or run dir
         lambdas=["0.002", "0.02", "0.2"], jpeg_qualities=["10", "50", "90"], webp_qualities=[],
     )
     results = json.loads((out_dir / "results.json").read_text())

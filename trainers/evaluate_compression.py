@@ -58,7 +58,11 @@ from yoto_tf.data import eval_images
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_list("models", [], "Variable-rate (lambda-conditioned) model.keras files, evaluated at every --lambdas.")
+flags.DEFINE_list(
+    "models", [],
+    "Variable-rate (lambda-conditioned) model.keras files (or run directories holding one), "
+    "evaluated at every --lambdas.",
+)
 flags.DEFINE_list(
     "fixed_models", [],
     "Single-lambda model.keras files (trained with --fixed_lambda), each evaluated at its own "
@@ -114,13 +118,18 @@ class LearnedCodec:
     lambdas: list[float]
 
 
+def model_file(path: str) -> str:
+    """A model path as given, or ``DIR/model.keras`` for a run directory."""
+    candidate = os.path.join(path, "model.keras")
+    return candidate if os.path.isdir(path) and os.path.isfile(candidate) else path
+
+
 def model_label(path: str) -> str:
     """``runs/vbr/model.keras`` -> ``vbr``; ``runs/q3.keras`` -> ``q3``."""
     path = os.path.normpath(path)
     name = os.path.basename(path)
-    if name == "model.keras" or os.path.isdir(path):
-        parent = os.path.basename(os.path.dirname(path)) if name == "model.keras" else name
-        return parent or name
+    if name == "model.keras":
+        return os.path.basename(os.path.dirname(path)) or "model"
     return os.path.splitext(name)[0]
 
 
@@ -179,6 +188,7 @@ def load_learned_codecs(
     taken: set[str] = {"jpeg", "webp", FIXED_CURVE}
     codecs = []
     for kind, paths in (("variable", model_paths), ("fixed", fixed_model_paths)):
+        paths = [model_file(path) for path in paths]
         for label, path in zip(_unique_labels(paths, taken), paths):
             try:
                 model = load_compression_model(path)
