@@ -1,0 +1,117 @@
+"""The YOTO-versus-separate-models harness (benchmarks/yoto_vs_fixed.py)."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from benchmarks import yoto_vs_fixed as harness
+from yoto_tf import LossConditionalModel, toy
+from yoto_tf.coefficients import Coefficient, LossSpace
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ToyAdapter(harness.TaskAdapter):
+    """The two-target toy (yoto_tf.toy) as a harness task: seconds to train."""
+
+    name = "toy"
+    coefficient = "to_a"
+
+    def loss_space(self, low, high):
+        return toy.loss_space(low or 0.01, high or 100.0)
+
+    def build_model(self, loss_space, width_multiplier, seed):
+        network = toy.build_network(loss_space, units=int(16 * width_multiplier))
+        return LossConditionalModel(network, toy.loss_terms, seed=seed)
+
+    def train_dataset(self, batch_size, seed):
+        return tf.data.Dataset.from_tensors(tf.ones([batch_size, 1])).repeat()
+
+    def evaluate(self, network, lam):
+        y = keras.ops.convert_to_numpy(network((np.ones([1, 1], np.float32), lam[None])))
+        return {name: float(value[0]) for name, value in toy.loss_terms(None, y).items()}
+
+
+def _read(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_fixed_loss_space_fixes_every_coefficient():
+    space = LossSpace([Coefficient("a", 0.1, 10.0), Coefficient("b", 1.0, 4.0, "uniform", default=2.0),
+                       Coefficient.fixed("c", 3.0)])
+    fixed = harness.fixed_loss_space(space, "a", 0.5)
+    assert [c.distribution for c in fixed.coefficients] == ["fixed"] * 3
+    np.testing.assert_array_equal(fixed.default(), [0.5, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"'a' = 20 is outside its allowed range \[0.1, 10\]"):
+        harness.fixed_loss_space(space, "a", 20.0)
+
+
+def test_request_checks_name_the_problem():
+    with pytest.raises(ValueError, match="Unknown task 'segmentation'; available"):
+        harness.check_request("segmentation", [1.0, 2.0])
+    with pytest.raises(ValueError, match="at least 2 distinct lambdas"):
+        harness.check_request("beta_vae", [1.0, 1.0])
+    assert harness.check_request("beta_vae", [8, 0.5]) == [0.5, 8.0]
+
+
+def test_harness_end_to_end_on_the_toy_task(tmp_path, monkeypatch):
+    monkeypatch.setitem(harness.ADAPTERS, "toy", ToyAdapter)
+    lambdas = [0.1, 10.0]
+    summary = harness.run_comparison(
+        "toy", lambdas, steps=3, out_dir=str(tmp_path), yoto_width_multipliers=[1.0, 2.0],
+        settings=harness.HarnessSettings(batch_size=8), log=lambda message: None,
+    )
+    results = _read(tmp_path / "results.csv")
+    assert list(results[0])[: len(harness.RESULT_COLUMNS)] == list(harness.RESULT_COLUMNS)
+    assert {"to_a", "to_b"} <= set(results[0])
+    # 2 fixed models + 2 YOTO models, each evaluated at the 2 lambdas.
+    assert len(results) == 8
+    assert {r["model"] for r in results} == {"fixed_0.1", "fixed_10", "yoto_w1", "yoto_w2"}
+    for r in results:
+        assert float(r["metric"]) == pytest.approx(float(r["to_b"]) + float(r["eval_lambda"]) * float(r["to_a"]), rel=1e-5)
+        assert int(r["steps"]) == 3 and float(r["train_seconds"]) > 0
+    # A fixed model runs at its own lambda whatever the evaluation lambda: same terms.
+    fixed_terms = {(r["to_a"], r["to_b"]) for r in results if r["model"] == "fixed_10"}
+    assert len(fixed_terms) == 1
+    rows = _read(tmp_path / "summary.csv")
+    assert list(rows[0]) == ["eval_lambda", "fixed_metric", "yoto_w1_metric", "yoto_w1_ratio",
+                             "yoto_w2_metric", "yoto_w2_ratio"]
+    for row, entry in zip(rows, summary):
+        assert float(row["yoto_w1_ratio"]) == pytest.approx(float(row["yoto_w1_metric"]) / float(row["fixed_metric"]))
+        assert float(row["eval_lambda"]) == entry["eval_lambda"]
+    timing = _read(tmp_path / "timing.csv")
+    assert [t["approach"] for t in timing] == ["2 fixed (w x1)", "YOTO w x1", "YOTO w x2"]
+    fixed_seconds = sum(float(r["train_seconds"]) for r in results
+                        if r["approach"] == "fixed" and r["eval_lambda"] == r["trained_lambda"])
+    assert float(timing[0]["train_seconds"]) == pytest.approx(fixed_seconds)
+    assert os.path.getsize(tmp_path / "yoto_vs_fixed.png") > 5000
+
+
+@pytest.mark.slow
+def test_harness_cli_on_beta_vae_at_tiny_scale(tmp_path):
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.yoto_vs_fixed", "--task", "beta_vae", "--lambdas", "1,8",
+         "--steps", "3", "--image_size", "16", "--batch_size", "8", "--eval_examples", "16",
+         "--out_dir", str(tmp_path)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = _read(tmp_path / "results.csv")
+    assert {"reconstruction", "kl"} <= set(results[0]) and len(results) == 6
+    assert {r["metric_name"] for r in results} == {"neg_beta_elbo"}
+    assert [r["eval_lambda"] for r in _read(tmp_path / "summary.csv")] == ["1.0", "8.0"]
+    assert (tmp_path / "yoto_vs_fixed.png").exists()
+    bad = subprocess.run(
+        [sys.executable, "-m", "benchmarks.yoto_vs_fixed", "--lambdas", "1,1024", "--out_dir", str(tmp_path / "bad")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert bad.returncode != 0 and "outside its allowed range [0.5, 512]" in bad.stderr
+    assert "Traceback" not in bad.stderr
