@@ -24,15 +24,26 @@ import tempfile
 from typing import Callable, Sequence
 
 import keras
+import numpy as np
 from absl import app, flags, logging
 
-from mobile import metadata, parity, quantization, samples, tflite_graph
+from mobile import gpu_delegate, metadata, parity, quantization, samples, tflite_graph
 from mobile.export import export_saved_model, input_specs
-from mobile.model_io import IMAGE, ModelFileError, load_model, read_inputs
+from mobile.model_io import (
+    IMAGE,
+    LOSS_WEIGHTS,
+    STYLE_INDEX,
+    ModelFileError,
+    load_model,
+    read_inputs,
+)
 
 SIGNATURE_KEY = "stylize"
 OUTPUT_NAME = "stylized"
 VARIANT_FILE_NAMES = {"none": "float32"}
+INT8_SELECTION_MARGIN = 0.8
+"""The int8 layer selection aims at this fraction of the int8 tolerance, leaving margin
+for the parity gate's other inputs."""
 SIZE_MULTIPLE = 16
 """Dynamic-size parity also runs at a second, non-square size that is a multiple of this
 (every downsampling factor of the yoto_tf networks divides it)."""
@@ -47,6 +58,21 @@ class ConvertedVariant:
     size_bytes: int
     ops: tuple[str, ...]
     parity: parity.ParityReport
+    gpu: gpu_delegate.GpuReport
+
+
+def _selection_cases(images, inputs, count: int = 4, seed: int = 1):
+    """Inputs the int8 layer selection measures errors on: calibration images with
+    random lambda draws (and styles), not the parity gate's fixed settings."""
+    rng = np.random.default_rng(seed)
+    lams = inputs.loss_space.sample_numpy(count, rng)
+    cases = []
+    for i in range(count):
+        case = {IMAGE: images[i % len(images)], LOSS_WEIGHTS: lams[i:i + 1]}
+        if inputs.num_styles:
+            case[STYLE_INDEX] = np.array([i % inputs.num_styles], np.int32)
+        cases.append(case)
+    return cases
 
 
 def tflite_path(out_dir: str, name: str, variant: str) -> str:
@@ -120,12 +146,14 @@ def convert_model(
     cases = parity.parity_cases(
         [{IMAGE: x} for x in parity_images], inputs.loss_space, inputs.num_styles, num_lambdas
     )
+    calibration_images = samples.load_images(images, sizes[:1], max_images=16)
     calibration = samples.calibration_data(
-        samples.load_images(images, sizes[:1], max_images=16),
-        inputs.loss_space, calibration_samples, inputs.num_styles,
+        calibration_images, inputs.loss_space, calibration_samples, inputs.num_styles,
     )
     os.makedirs(out_dir, exist_ok=True)
     tensors_in = _tensor_entries(specs, {IMAGE: (0.0, 1.0)})
+    if dynamic_size:  # an app must round H and W to a multiple the network accepts
+        next(t for t in tensors_in if t["name"] == IMAGE)["size_multiple"] = SIZE_MULTIPLE
     out_shape = specs[IMAGE].shape
     tensors_out = [{
         "name": OUTPUT_NAME, "dtype": "float32",
@@ -140,15 +168,23 @@ def convert_model(
     with tempfile.TemporaryDirectory() as saved_model_dir:
         export_saved_model(model, saved_model_dir, specs, SIGNATURE_KEY, OUTPUT_NAME)
         for variant in variants:
+            tolerance = (tolerances or {}).get(variant, parity.TOLERANCES[variant])
             tflite = quantization.convert(
                 saved_model_dir, SIGNATURE_KEY, variant,
                 calibration if variant in ("int8", "full_int8") else None,
+                int8_error=parity.error_function(
+                    model, SIGNATURE_KEY, OUTPUT_NAME,
+                    _selection_cases(calibration_images, inputs),
+                ),
+                int8_target=INT8_SELECTION_MARGIN * tolerance,
+                log=log,
             )
             report = parity.check_parity(
-                model, tflite, SIGNATURE_KEY, OUTPUT_NAME, cases, variant,
-                (tolerances or {}).get(variant),
+                model, tflite, SIGNATURE_KEY, OUTPUT_NAME, cases, variant, tolerance
             )
             log(report.line())
+            gpu = gpu_delegate.check(tflite)
+            log(f"  {gpu.summary()}")
             path = None
             if report.passed:
                 path = tflite_path(out_dir, name, variant)
@@ -159,10 +195,11 @@ def convert_model(
                     signature_key=SIGNATURE_KEY, inputs=tensors_in, outputs=tensors_out,
                     loss_space=inputs.loss_space, num_styles=inputs.num_styles,
                     parity=report.to_json(), source_model=source_model,
+                    gpu_delegate=gpu.to_json(),
                 ))
                 log(f"  wrote {path} ({len(tflite) / 1024:.1f} KiB) and its .json sidecar")
             results.append(ConvertedVariant(
-                variant, path, len(tflite), tuple(tflite_graph.op_names(tflite)), report
+                variant, path, len(tflite), tuple(tflite_graph.op_names(tflite)), report, gpu
             ))
     failed = [r.parity for r in results if not r.parity.passed]
     if failed:
@@ -177,23 +214,28 @@ def convert_model(
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "The .keras file of a yoto_tf style-transfer network.")
-flags.DEFINE_string("out", None, "Output directory for the .tflite files and sidecars.")
-flags.DEFINE_integer("image_size", 384, "Side of the square input image (and of the "
-                     "parity / calibration images).")
-flags.DEFINE_bool("dynamic_size", False, "Export with dynamic H and W (resize the input "
-                  "per call); parity then also runs at a second, non-square size.")
-flags.DEFINE_list("quantize", ["none"], f"Variants to write, from {quantization.VARIANTS}.")
-flags.DEFINE_string("images", "builtin", "Parity / calibration images: a yoto_tf.data source "
-                    "('builtin' or folder:GLOB).")
-flags.DEFINE_integer("num_parity_images", 2, "Images the parity gate runs on.")
-flags.DEFINE_integer("num_lambdas", parity.MIN_LAMBDA_SETTINGS,
-                     "Lambda settings the parity gate runs at (>= 5).")
-flags.DEFINE_integer("calibration_samples", 64, "int8 calibration samples (image, lambda).")
-flags.DEFINE_list("tolerance", [], "Overrides of the max-abs-error tolerance, e.g. "
-                  f"int8=0.08. Defaults: {parity.TOLERANCES}.")
-flags.DEFINE_integer("num_styles", None, "Number of styles of a multi-style model "
-                     "(read from the model when omitted).")
+
+
+def define_flags():
+    """Defines the command-line flags (only when run as a program, so importing this
+    module next to other absl programs defines no flags)."""
+    flags.DEFINE_string("model", None, "The .keras file of a yoto_tf style-transfer network.")
+    flags.DEFINE_string("out", None, "Output directory for the .tflite files and sidecars.")
+    flags.DEFINE_integer("image_size", 384, "Side of the square input image (and of the "
+                         "parity / calibration images).")
+    flags.DEFINE_bool("dynamic_size", False, "Export with dynamic H and W (resize the input "
+                      "per call); parity then also runs at a second, non-square size.")
+    flags.DEFINE_list("quantize", ["none"], f"Variants to write, from {quantization.VARIANTS}.")
+    flags.DEFINE_string("images", "builtin", "Parity / calibration images: a yoto_tf.data source "
+                        "('builtin' or folder:GLOB).")
+    flags.DEFINE_integer("num_parity_images", 2, "Images the parity gate runs on.")
+    flags.DEFINE_integer("num_lambdas", parity.MIN_LAMBDA_SETTINGS,
+                         "Lambda settings the parity gate runs at (>= 5).")
+    flags.DEFINE_integer("calibration_samples", 64, "int8 calibration samples (image, lambda).")
+    flags.DEFINE_list("tolerance", [], "Overrides of the max-abs-error tolerance, e.g. "
+                      f"int8=0.08. Defaults: {parity.TOLERANCES}.")
+    flags.DEFINE_integer("num_styles", None, "Number of styles of a multi-style model "
+                         "(read from the model when omitted).")
 
 
 def _parse_tolerances(items: Sequence[str]) -> dict[str, float]:
@@ -234,4 +276,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

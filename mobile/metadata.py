@@ -99,6 +99,7 @@ def build(
     num_styles: int = 0,
     parity: Mapping | None = None,
     source_model: str | None = None,
+    gpu_delegate: Mapping | None = None,
 ) -> dict:
     """The sidecar dict (JSON-able).
 
@@ -106,6 +107,7 @@ def build(
       inputs, outputs: ``{"name", "dtype", "shape" (-1 = any size), ...}`` per tensor, with
         optional ``"range"`` ([lo, hi] of the values) and ``"description"``.
       loss_space: the model's yoto_tf LossSpace.
+      parity: the parity gate's report; gpu_delegate: mobile.gpu_delegate's report.
     """
     return {
         "format": FORMAT,
@@ -125,6 +127,7 @@ def build(
             "coefficients, then scaled so [low, high] maps to [-1, 1]; fixed ones map to 0."
         ),
         "parity": dict(parity) if parity else None,
+        "gpu_delegate": dict(gpu_delegate) if gpu_delegate else None,
     }
 
 

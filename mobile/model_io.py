@@ -32,9 +32,7 @@ IMAGE = "image"
 # Modules whose Keras classes a saved yoto_tf model may reference; importing them
 # registers the classes (`@keras.saving.register_keras_serializable`) before loading.
 _MODEL_MODULES = (
-    "yoto_tf.style_transfer",
-    "yoto_tf.style_transfer.model",
-    "yoto_tf.compression",
+    "yoto_tf.style_transfer.transformer",
     "yoto_tf.compression.model",
 )
 
@@ -103,8 +101,8 @@ def read_inputs(model: keras.Model, num_styles: int | None = None) -> ModelInput
     Args:
       model: a functional Keras model (see the module docstring).
       num_styles: the number of styles of a model with a ``style_index`` input; read from
-        the model (a ``num_styles`` attribute or its one style ``Embedding`` layer) when
-        None.
+        the model (a ``num_styles`` attribute of the model or of a layer, or its one
+        ``Embedding`` layer) when None.
 
     Raises:
       ModelFileError: the model has no ConditioningNetwork (not a yoto_tf model), its
@@ -163,11 +161,14 @@ def read_inputs(model: keras.Model, num_styles: int | None = None) -> ModelInput
 
 
 def _num_styles(model: keras.Model) -> int:
+    """A ``num_styles`` attribute of the model or of its one style layer (e.g. the style
+    transformer's StyleOneHot), else the size of its one Embedding layer; 0 if unknown."""
     declared = getattr(model, "num_styles", None)
     if declared:
         return int(declared)
-    embeddings = [
-        layer for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.Embedding)
-    ]
+    layers = list(model._flatten_layers(include_self=False, recursive=True))
+    counts = {int(layer.num_styles) for layer in layers if getattr(layer, "num_styles", None)}
+    if len(counts) == 1:
+        return counts.pop()
+    embeddings = [layer for layer in layers if isinstance(layer, keras.layers.Embedding)]
     return int(embeddings[0].input_dim) if len(embeddings) == 1 else 0

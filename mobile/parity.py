@@ -162,6 +162,24 @@ def check_parity(
     return ParityReport(variant, worst, total / max(count, 1), tolerance, len(cases), worst_case)
 
 
+def error_function(
+    model: keras.Model, signature_key: str, output_name: str,
+    cases: Sequence[Mapping[str, np.ndarray]],
+):
+    """``error(tflite) -> max abs error`` against ``model`` on ``cases`` (Keras outputs
+    computed once); what the int8 layer selection minimizes."""
+    expected = [keras.ops.convert_to_numpy(model(dict(c), training=False)) for c in cases]
+
+    def error(tflite: bytes) -> float:
+        runner = signature_runner(tflite, signature_key)
+        return max(
+            float(np.abs(runner(**case)[output_name] - want).max())
+            for case, want in zip(cases, expected)
+        )
+
+    return error
+
+
 def require(report: ParityReport) -> None:
     """Raises ParityError with a message naming the variant, error, tolerance and case."""
     if not report.passed:

@@ -8,6 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mobile import convert, metadata, parity, tflite_graph
 from mobile.model_io import ModelFileError, load_model, read_inputs
@@ -133,6 +134,9 @@ def test_multi_style_dynamic_size_export(tmp_path):
                       "style_index": np.array([2], np.int32)}).numpy()
     np.testing.assert_allclose(outs[2], expected, atol=1e-4)
     assert np.abs(outs[0] - outs[2]).max() > 1e-3
+    # Dynamic sizes keep the graph off the GPU delegate; the report says why.
+    assert not meta["gpu_delegate"]["covered"]
+    assert any("dynamic-size" in p for p in meta["gpu_delegate"]["problems"])
 
 
 def test_parity_gate_fails_on_a_wrong_model(tiny_model, converted):
@@ -211,3 +215,39 @@ def test_cli_exits_nonzero_on_parity_failure_and_bad_model(tiny_model, tmp_path)
     assert result.returncode == 1
     assert "not a loss-conditioned yoto_tf model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_gpu_delegate_report(converted, tmp_path):
+    from mobile import gpu_delegate
+    from mobile.export import export_saved_model
+    from mobile.quantization import convert as to_tflite
+
+    _, results = converted
+    for result in results.values():  # fixed size: every op has a GPU kernel
+        report = gpu_delegate.check(open(result.path, "rb").read())
+        assert report.covered, report.summary()
+        assert metadata.read(result.path)["gpu_delegate"]["covered"]
+    # SYMMETRIC mirror padding and ARG_MAX are outside the delegate's op set.
+    image = keras.Input((8, 8, 3), name="image")
+    padded = keras.layers.Lambda(
+        lambda x: keras.ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric"))(image)
+    label = keras.layers.Lambda(lambda x: tf.math.argmax(x, axis=-1))(padded)
+    spec = {"image": tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")}
+    export_saved_model(keras.Model(image, label), str(tmp_path / "a"), spec, "run", "out")
+    report = gpu_delegate.check(to_tflite(str(tmp_path / "a"), "run"))
+    assert not report.covered
+    text = report.summary()
+    assert "SYMMETRIC" in text and "ARG_MAX has no GPU kernel" in text
+
+
+def test_graph_needing_flex_ops_is_refused_clearly(tmp_path):
+    from mobile.export import export_saved_model
+    from mobile.quantization import convert as to_tflite
+
+    image = keras.Input((8, 8, 3), name="image")
+    # keras.ops.argmax lowers to tf.BitwiseAnd & co on TF: no builtin kernel.
+    label = keras.layers.Lambda(lambda x: keras.ops.argmax(x, axis=-1))(image)
+    spec = {"image": tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")}
+    export_saved_model(keras.Model(image, label), str(tmp_path), spec, "run", "out")
+    with pytest.raises(tflite_graph.NotBuiltinOpsError, match="tf.BitwiseAnd"):
+        to_tflite(str(tmp_path), "run")
