@@ -32,6 +32,7 @@ DEFAULT_LAMBDA_RANGE = (0.0018, 0.18)
 DISTORTION_SCALE = 255.0**2
 LATENT_STRIDE = 16  # y is H/16 x W/16
 PAD_MULTIPLE = 64  # z is H/64 x W/64: inputs are padded to a multiple of this
+LAMBDA_INPUT = "loss_weights"  # input name of lambda in the exported transform models
 
 
 def compression_loss_space(lambda_range=DEFAULT_LAMBDA_RANGE, fixed_lambda=None) -> LossSpace:
@@ -248,6 +249,40 @@ class CompressionModel(keras.Model):
             "x_hat": self.synthesis((y_hat, emb)),
             "y_bits": bits_per_example(y_likelihood),
             "z_bits": bits_per_example(z_likelihood),
+        }
+
+    def transform_models(self) -> dict[str, keras.Model]:
+        """The four transforms as plain functional Keras models (for export, e.g. TFLite).
+
+        They share this model's layers (and its one ConditioningNetwork). Inputs are named
+        (the names the mobile exporter expects); ``loss_weights`` is the raw lambda [B, k]:
+
+        * ``analysis``: {image [B, H, W, 3] in [0, 1], loss_weights} -> y [B, H/16, W/16, M]
+        * ``hyper_analysis``: {latents y, loss_weights} -> z [B, H/64, W/64, N]
+        * ``hyper_synthesis``: {hyper_latents z_hat, loss_weights} -> scale index in [0, 63]
+        * ``synthesis``: {latents y_hat, loss_weights} -> x_hat [B, H, W, 3] (unclipped)
+        """
+        lam = keras.Input((self.loss_space.size,), name=LAMBDA_INPUT)
+        image = keras.Input((None, None, 3), name="image")
+        latents = keras.Input((None, None, self.num_latent), name="latents")
+        hyper_latents = keras.Input((None, None, self.num_filters), name="hyper_latents")
+        emb = self.conditioning(lam)
+        raw_index = self.hyper_synthesis((hyper_latents, emb))
+        return {
+            "analysis": keras.Model(
+                {"image": image, LAMBDA_INPUT: lam}, self.analysis((image, emb)), name="analysis"
+            ),
+            "hyper_analysis": keras.Model(
+                {"latents": latents, LAMBDA_INPUT: lam},
+                self.hyper_analysis((ops.abs(latents), emb)), name="hyper_analysis",
+            ),
+            "hyper_synthesis": keras.Model(
+                {"hyper_latents": hyper_latents, LAMBDA_INPUT: lam},
+                ops.clip(raw_index, 0.0, entropy_models.NUM_SCALES - 1.0), name="hyper_synthesis",
+            ),
+            "synthesis": keras.Model(
+                {"latents": latents, LAMBDA_INPUT: lam}, self.synthesis((latents, emb)), name="synthesis"
+            ),
         }
 
     def get_config(self):

@@ -1,0 +1,265 @@
+r"""Variable-rate learned image compression: train, compress, decompress.
+
+  # Train one model for the whole lambda range (offline default data: scikit-image photos)
+  python -m trainers.compression train --model_dir runs/compression \
+      --train_data=folder:'/data/photos/*.jpg' --patch_size 256 --batch_size 8 --steps 100000
+  # The same code as an ordinary single-rate model, for comparison
+  python -m trainers.compression train --model_dir runs/fixed_0.013 --fixed_lambda 0.013
+
+  python -m trainers.compression compress --model runs/compression/model.keras \
+      --input photo.png --lambda 0.01 --out photo.yotc
+  python -m trainers.compression compress --model M --input photo.png --target_bpp 0.5 --out F
+  python -m trainers.compression decompress --model M --input photo.yotc --out photo.png
+
+lambda is the weight of the distortion ``255^2 * MSE`` against bits per pixel (CompressAI's
+scale): larger lambda, higher quality, more bits. Reported bpp = file size * 8 / pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+from trainers import core
+from yoto_tf import data
+from yoto_tf.compression import codec as codec_lib
+from yoto_tf.compression import model as model_lib
+from yoto_tf.compression import rate_control
+from yoto_tf.training import LossConditionalModel
+
+SUBCOMMANDS = ("train", "compress", "decompress")
+
+# train
+flags.DEFINE_string("train_data", "builtin", "Training images: builtin | folder:GLOB | tfds:NAME[:SPLIT] (e.g. tfds:clic).")
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory for --train_data=tfds:...")
+flags.DEFINE_integer("patch_size", 256, "Training patch side (a multiple of 64).", lower_bound=64)
+flags.DEFINE_string("lambda_range", "0.0018,0.18", "LO,HI: log-uniform range of the distortion weight lambda.")
+flags.DEFINE_float("fixed_lambda", None, "Train an ordinary single-lambda model at this lambda instead.")
+flags.DEFINE_integer("num_filters", 128, "N: channels of the hidden layers and of z.", lower_bound=1)
+flags.DEFINE_integer("num_latent", 192, "M: channels of the latent y.", lower_bound=1)
+flags.DEFINE_integer("conditioning_units", 256, "Width of the lambda-conditioning MLP.", lower_bound=1)
+flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).", lower_bound=0.0)
+# compress / decompress
+flags.DEFINE_string("model", None, "compress/decompress: the trained model.keras.")
+flags.DEFINE_string("input", None, "compress: image file; decompress: compressed file.")
+flags.DEFINE_string("out", None, "compress: compressed file to write; decompress: image (.png) to write.")
+flags.DEFINE_float("lambda", None, "compress: distortion weight (within the model's trained range).")
+flags.DEFINE_float("target_bpp", None, "compress: search lambda for this many bits per pixel (real file size).")
+flags.DEFINE_integer("target_bytes", None, "compress: search lambda for a file of this many bytes.")
+
+flags.register_validator("patch_size", lambda v: v % model_lib.PAD_MULTIPLE == 0,
+                         message=f"--patch_size must be a multiple of {model_lib.PAD_MULTIPLE}.")
+FLAGS = flags.FLAGS
+
+EVAL_BUCKETS = 4  # lambda buckets of the TensorBoard evaluation scalars
+
+
+class CommandError(Exception):
+    """A user-facing error: printed without a traceback, exit status 1."""
+
+
+# ------------------------------------------------------------------------------- train
+def parse_lambda_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise CommandError(f"--lambda_range must be LO,HI (two numbers), got {text!r}") from None
+    if not 0 < low < high:
+        raise CommandError(f"--lambda_range needs 0 < LO < HI, got {text!r}")
+    return low, high
+
+
+def make_task() -> core.TrainTask:
+    space = model_lib.compression_loss_space(parse_lambda_range(FLAGS.lambda_range), FLAGS.fixed_lambda)
+
+    def build_model():
+        network = model_lib.CompressionModel(
+            space, FLAGS.num_filters, FLAGS.num_latent, FLAGS.conditioning_units, seed=FLAGS.seed
+        )
+        return LossConditionalModel(network, model_lib.rate_distortion_terms, loss_space=space, seed=FLAGS.seed)
+
+    def make_dataset(batch_size, seed):
+        return data.image_dataset(FLAGS.train_data, FLAGS.patch_size, batch_size, seed=seed,
+                                  tfds_data_dir=FLAGS.tfds_data_dir)
+
+    def optimizer(learning_rate):
+        import keras  # pylint: disable=import-outside-toplevel
+
+        clip = FLAGS.clip_norm or None
+        return keras.optimizers.Adam(learning_rate, global_clipnorm=clip)
+
+    eval_batch = []  # drawn at the first summary (the strategy must be set up first)
+
+    def image_summaries(network, step):
+        if not eval_batch:
+            eval_batch.append(next(iter(make_dataset(min(FLAGS.batch_size, 4), FLAGS.seed + 12345))))
+        return evaluation_summaries(network, eval_batch[0], space)
+
+    return core.TrainTask(
+        build_model, make_dataset, export=export_rd_summary, optimizer=optimizer,
+        image_summaries=image_summaries, name="compression",
+    )
+
+
+def evaluation_summaries(network, batch, space):
+    """Writes per-lambda-bucket scalars (estimated bpp, PSNR, loss) of a fixed batch and
+    returns reconstructions at the lowest and highest lambda.
+
+    Called by the trainer core inside its TensorBoard writer context, so the scalars land
+    next to the training curves.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    coef = space.coefficients[space.index("distortion")]
+    lams = np.geomspace(coef.low, coef.high, EVAL_BUCKETS) if coef.low < coef.high else [coef.low]
+    images = {}
+    x = np.asarray(batch, np.float32)
+    pixels = x.shape[1] * x.shape[2]
+    for i, lam in enumerate(lams):
+        lam_vec = space.make(len(x), distortion=lam)
+        out = network((x, lam_vec), training=False)
+        x_hat = np.clip(np.asarray(out["x_hat"]), 0.0, 1.0)
+        mse = np.mean((x - x_hat) ** 2, axis=(1, 2, 3))
+        bpp = (np.asarray(out["y_bits"]) + np.asarray(out["z_bits"])) / pixels
+        tag = f"lambda_{lam:.4g}"
+        tf.summary.scalar(f"eval/bpp/{tag}", float(bpp.mean()))
+        tf.summary.scalar(f"eval/psnr/{tag}", float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-10)))))
+        tf.summary.scalar(f"eval/loss/{tag}", float(np.mean(lam * model_lib.DISTORTION_SCALE * mse + bpp)))
+        if i in (0, len(lams) - 1):
+            images[f"reconstruction/{tag}"] = x_hat
+    images["original"] = x
+    return images
+
+
+def export_rd_summary(network, model_dir):
+    """Codes one built-in photo at 5 lambdas for real and writes ``rd_summary.json``."""
+    codec = codec_lib.CompressionCodec(network)
+    image = data.load_image(data.builtin_image_paths()[0])
+    low, high = codec.lambda_range
+    rows = []
+    for lam in np.geomspace(low, high, 5) if low < high else [low]:
+        payload = codec_lib.compress_image(codec, image, float(lam))
+        decoded = codec_lib.decompress_image(codec, payload)
+        mse = np.mean((decoded.astype(np.float64) - image) ** 2)
+        rows.append({
+            "lambda": float(lam),
+            "bpp": len(payload) * 8 / (image.shape[0] * image.shape[1]),
+            "estimated_bpp": codec_lib.estimate_bpp(codec, image, float(lam)),
+            "psnr": float(10 * np.log10(255.0**2 / max(mse, 1e-10))),
+        })
+        logging.info("RD %s: lambda %.4g  %.3f bpp (estimated %.3f)  %.2f dB", os.path.basename(
+            data.builtin_image_paths()[0]), rows[-1]["lambda"], rows[-1]["bpp"],
+            rows[-1]["estimated_bpp"], rows[-1]["psnr"])
+    with open(os.path.join(model_dir, "rd_summary.json"), "w") as f:
+        json.dump({"image": data.builtin_image_paths()[0], "points": rows}, f, indent=2)
+
+
+# ------------------------------------------------------------------------------- coding
+def _require(command, *names):
+    missing = [f"--{n}" for n in names if getattr(FLAGS, n) is None]
+    if missing:
+        raise CommandError(f"{command} needs {', '.join(missing)}")
+
+
+def _load_codec():
+    try:
+        return codec_lib.load_compression_model(FLAGS.model)
+    except (OSError, ValueError) as err:
+        raise CommandError(str(err)) from None
+
+
+def compress() -> None:
+    _require("compress", "model", "input", "out")
+    chosen = [n for n in ("lambda", "target_bpp", "target_bytes") if getattr(FLAGS, n) is not None]
+    if len(chosen) != 1:
+        raise CommandError("compress needs exactly one of --lambda, --target_bpp, --target_bytes")
+    try:
+        image, note = data.load_image(FLAGS.input, return_note=True)
+    except data.ImageReadError as err:
+        raise CommandError(str(err)) from None
+    if note:
+        print(f"note: {FLAGS.input}: converted {note}")
+    codec = _load_codec()
+    height, width = image.shape[:2]
+    start = time.perf_counter()
+    try:
+        if chosen[0] == "lambda":
+            payload, lam, result = codec_lib.compress_image(codec, image, getattr(FLAGS, "lambda")), getattr(FLAGS, "lambda"), None
+        else:
+            target = (FLAGS.target_bytes if chosen[0] == "target_bytes"
+                      else rate_control.target_bytes_for_bpp(FLAGS.target_bpp, height, width))
+            result = rate_control.compress_to_target(codec, image, float(target))
+            payload, lam = result.data, result.lam
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    seconds = time.perf_counter() - start
+    _write_bytes(FLAGS.out, payload)
+    bpp = len(payload) * 8 / (height * width)
+    print(f"wrote {FLAGS.out}: {len(payload)} bytes, {bpp:.4f} bpp, {width}x{height}, "
+          f"lambda {lam:.6g}, {seconds:.2f} s")
+    if result is not None:
+        status = "met" if result.met else f"NOT met ({result.reason})"
+        print(f"target {result.target_bytes:.0f} bytes: {status}; {len(payload)} bytes "
+              f"({100 * result.relative_error:+.2f} %) after {result.tries} tries")
+
+
+def decompress() -> None:
+    _require("decompress", "model", "input", "out")
+    try:
+        with open(FLAGS.input, "rb") as f:
+            payload = f.read()
+    except OSError as err:
+        raise CommandError(f"cannot read {FLAGS.input}: {err.strerror}") from None
+    codec = _load_codec()
+    start = time.perf_counter()
+    try:
+        image = codec_lib.decompress_image(codec, payload)
+    except ValueError as err:
+        raise CommandError(f"cannot decode {FLAGS.input}: {err}") from None
+    seconds = time.perf_counter() - start
+    try:
+        data.save_image(FLAGS.out, image)
+    except (OSError, ValueError) as err:
+        raise CommandError(f"cannot write {FLAGS.out}: {err}") from None
+    print(f"wrote {FLAGS.out}: {image.shape[1]}x{image.shape[0]}, {seconds:.2f} s")
+
+
+def _write_bytes(path: str, payload: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(payload)
+    except OSError as err:
+        raise CommandError(f"cannot write {path}: {err.strerror}") from None
+
+
+# ------------------------------------------------------------------------------- main
+def main(argv):
+    if len(argv) != 2 or argv[1] not in SUBCOMMANDS:
+        raise app.UsageError(f"usage: python -m trainers.compression {{{'|'.join(SUBCOMMANDS)}}} --flags")
+    try:
+        if argv[1] == "train":
+            try:
+                task = make_task()
+            except ValueError as err:
+                raise CommandError(str(err)) from None
+            core.train_from_flags(task)
+        elif argv[1] == "compress":
+            compress()
+        else:
+            decompress()
+    except CommandError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    FLAGS.set_default("model_dir", "runs/compression")
+    FLAGS.set_default("learning_rate", 1e-4)
+    app.run(main)
