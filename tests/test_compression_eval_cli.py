@@ -262,3 +262,12 @@ def test_bjontegaard_table_and_fixed_lambda_comparison():
     for row in comparison:
         # Linear interpolation of log-rate is exact on this curve.
         assert row["variable_rate_change_percent_at_equal_psnr"] == pytest.approx(100 * (1 / 1.1 - 1), abs=1e-6)
+
+
+def test_bjontegaard_row_flags_a_curve_whose_quality_falls_with_rate():
+    jpeg = evaluate_compression.Curve("jpeg", np.array([0.2, 0.5, 1.0, 2.0]), np.array([24.0, 29.0, 33.0, 38.0]), None)
+    erratic = evaluate_compression.Curve("vbr", np.array([0.3, 0.4, 0.6, 0.9]), np.array([27.0, 30.0, 29.0, 33.0]), None)
+    row = evaluate_compression.bjontegaard_row(erratic, jpeg)
+    assert row["bd_rate_psnr_percent"] is not None
+    assert "vbr: PSNR does not rise with rate" in row["note"]
+    assert evaluate_compression.bjontegaard_row(jpeg, jpeg)["note"] is None

@@ -371,6 +371,10 @@ def bjontegaard_row(test: Curve, anchor: Curve) -> dict:
             row["bd_rate_ms_ssim_percent"] = bd_rate(anchor.bpp, anchor.ms_ssim_db, test.bpp, test.ms_ssim_db)
         except ValueError as error:
             notes.append(f"MS-SSIM: {error}")
+    for curve in (test, anchor):
+        order = np.argsort(curve.bpp)
+        if np.any(np.diff(curve.psnr[order]) <= 0):
+            notes.append(f"{curve.name}: PSNR does not rise with rate, the fit is unreliable")
     degree = fit_degree(min(row["anchor_points"], row["test_points"]))
     computed = row["bd_rate_psnr_percent"] is not None or row["bd_rate_ms_ssim_percent"] is not None
     if computed and degree < 3:
@@ -449,14 +453,19 @@ def plot_rd_curves(path: str, all_curves: dict[str, Curve], title: str) -> None:
     styles = {"jpeg": dict(ls="--", marker="s", color="0.45"), "webp": dict(ls="--", marker="^", color="0.7"),
               FIXED_CURVE: dict(ls=":", marker="*", markersize=12, color="tab:red")}
     learned = [c.bpp.max() for n, c in all_curves.items() if n not in ("jpeg", "webp")]
+    # With learned codecs, zoom on their rates; baselines' high-quality points fall outside.
+    max_bpp = 1.25 * max(learned) if learned else max(c.bpp.max() for c in all_curves.values())
     for axis, (field, label) in zip(axes[0], panels):
+        visible = []
         for name, curve in all_curves.items():
             quality = getattr(curve, field)
             if quality is not None:
                 axis.plot(curve.bpp, quality, label=name, **styles.get(name, dict(marker="o")))
-        if learned:
-            axis.set_xlim(0, 1.25 * max(learned))
-            axis.autoscale(axis="y")
+                visible += list(quality[curve.bpp <= max_bpp])
+        axis.set_xlim(0, max_bpp)
+        if visible:
+            margin = 0.05 * (max(visible) - min(visible)) + 0.1
+            axis.set_ylim(min(visible) - margin, max(visible) + margin)
         axis.set_xlabel("bits per pixel (real file size)")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
@@ -473,6 +482,10 @@ def _fmt(value, spec: str) -> str:
     return "-".rjust(width) if value is None else format(value, spec)
 
 
+def _percent(value, width: int) -> str:
+    return "-".rjust(width) if value is None else f"{value:+{width - 1}.2f}%"
+
+
 def summary_text(means: Sequence[dict], bd_rows: Sequence[dict], fixed_rows: Sequence[dict]) -> str:
     lines = [f"{'codec':<22} {'setting':>14} {'bpp':>7} {'est.bpp':>7} {'PSNR':>6} "
              f"{'MS-SSIM':>7} {'enc s':>7} {'dec s':>7}"]
@@ -487,16 +500,17 @@ def summary_text(means: Sequence[dict], bd_rows: Sequence[dict], fixed_rows: Seq
         lines += ["", f"{'test':<22} {'anchor':<22} {'BD-rate PSNR':>12} {'BD-PSNR':>8} {'BD-rate MS-SSIM':>15}"]
         for row in bd_rows:
             lines.append(
-                f"{row['test']:<22} {row['anchor']:<22} {_fmt(row['bd_rate_psnr_percent'], '+11.2f')}% "
-                f"{_fmt(row['bd_psnr_db'], '+8.3f')} {_fmt(row['bd_rate_ms_ssim_percent'], '+14.2f')}%"
+                f"{row['test']:<22} {row['anchor']:<22} {_percent(row['bd_rate_psnr_percent'], 12)} "
+                f"{_fmt(row['bd_psnr_db'], '+8.3f')} {_percent(row['bd_rate_ms_ssim_percent'], 15)}"
                 + (f"  ({row['note']})" if row["note"] else "")
             )
     for row in fixed_rows:
         change = row["variable_rate_change_percent_at_equal_psnr"]
         lines.append(
             f"{row['variable_model']} vs {row['fixed_model']} (lambda {row['lambda']:g}, "
-            f"{row['fixed_psnr']:.2f} dB): rate {_fmt(change, '+.2f')}% at equal PSNR"
-            + ("" if change is not None else " (PSNR outside the variable model's curve)")
+            f"{row['fixed_psnr']:.2f} dB): "
+            + ("its PSNR is outside the variable model's curve" if change is None
+               else f"variable model's rate {change:+.2f}% at equal PSNR")
         )
     return "\n".join(lines)
 
