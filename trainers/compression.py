@@ -75,7 +75,16 @@ def parse_lambda_range(text: str) -> tuple[float, float]:
 
 
 def make_task() -> core.TrainTask:
+    """The TrainTask of the flags; checks the flags and the image source first.
+
+    Raises:
+      CommandError / ValueError: bad lambda flags, a malformed source, or a folder source
+        that matches no image.
+    """
     space = model_lib.compression_loss_space(parse_lambda_range(FLAGS.lambda_range), FLAGS.fixed_lambda)
+    source = data.parse_source(FLAGS.train_data)
+    if not isinstance(source, data.TfdsSource):
+        data.list_image_paths(source)
 
     def build_model():
         network = model_lib.CompressionModel(

@@ -1,0 +1,88 @@
+"""`python -m trainers.compression train` on the shared trainer core (a few tiny steps)."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+from PIL import Image
+
+from trainers import compression as cli
+from yoto_tf.compression import compress_image, load_compression_model
+
+FLAGS = flags.FLAGS
+TINY = dict(patch_size=64, batch_size=2, num_filters=8, num_latent=8, conditioning_units=8,
+            log_every=2, checkpoint_every=2, learning_rate=1e-3)
+
+
+def _train(**flag_values):
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(**{**TINY, **flag_values}):
+        cli.main(["compression", "train"])
+
+
+def _write_folder(directory):
+    rng = np.random.default_rng(0)
+    os.makedirs(directory)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(f"{directory}/{i}.png")
+    return f"folder:{directory}/*.png"
+
+
+def test_train_writes_model_summaries_and_resumes(tmp_path):
+    model_dir = str(tmp_path / "run")
+    spec = _write_folder(str(tmp_path / "images"))
+    _train(model_dir=model_dir, steps=2, train_data=spec, lambda_range="0.002,0.05")
+    codec = load_compression_model(os.path.join(model_dir, "model.keras"))
+    assert codec.lambda_range == pytest.approx((0.002, 0.05))
+    summary = json.loads(open(os.path.join(model_dir, "rd_summary.json")).read())
+    assert len(summary["points"]) == 5
+    for point in summary["points"]:
+        assert point["bpp"] > 0 and point["estimated_bpp"] > 0 and np.isfinite(point["psnr"])
+    events = glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))
+    assert events
+    tags = _summary_tags(events)
+    assert {"train/rate", "train/distortion", "eval/bpp/lambda_0.002", "eval/psnr/lambda_0.05",
+            "eval/loss/lambda_0.005848"} <= tags
+
+    _train(model_dir=model_dir, steps=4, train_data=spec, lambda_range="0.002,0.05")
+    checkpoints = sorted(os.path.basename(p) for p in glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*.index")))
+    assert checkpoints[-1] == "ckpt-4.index"  # resumed at step 2, continued to 4
+
+
+def _summary_tags(event_files):
+    import tensorflow as tf
+
+    tags = set()
+    for path in event_files:
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_fixed_lambda_trains_a_single_rate_model(tmp_path):
+    model_dir = str(tmp_path / "fixed")
+    _train(model_dir=model_dir, steps=1, fixed_lambda=0.013, train_data="builtin")
+    codec = load_compression_model(os.path.join(model_dir, "model.keras"))
+    assert codec.lambda_range == (0.013, 0.013)
+    image = np.zeros((70, 70, 3), np.uint8)
+    assert compress_image(codec, image, 0.013)
+    with pytest.raises(ValueError, match=r"\[0.013, 0.013\]"):
+        compress_image(codec, image, 0.01)
+
+
+@pytest.mark.parametrize("flag_values, message", [
+    (dict(lambda_range="0.1"), "--lambda_range must be LO,HI"),
+    (dict(lambda_range="0.1,0.01"), "0 < LO < HI"),
+    (dict(train_data="folder:/nonexistent/*.png"), "/nonexistent"),
+])
+def test_train_rejects_bad_flags_with_a_message(tmp_path, capsys, flag_values, message):
+    with pytest.raises(SystemExit) as exit_info:
+        _train(model_dir=str(tmp_path / "bad"), steps=1, **flag_values)
+    assert exit_info.value.code == 1
+    assert message in capsys.readouterr().err
