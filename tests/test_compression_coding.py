@@ -77,6 +77,8 @@ def test_decode_rejects_leftover_and_ragged_streams():
         coder.decode(data[:-1], ids, latent, coder.EscapeReader(b""))
     with pytest.raises(container.CorruptFileError, match="left over"):
         coder.decode(data, ids[:50], latent, coder.EscapeReader(b""))
+    with pytest.raises(container.CorruptFileError, match="invalid"):  # ANS never ends in a 0 word
+        coder.decode(data + bytes(4), ids, latent, coder.EscapeReader(b""))
 
 
 # ------------------------------------------------------------------------ entropy models

@@ -105,19 +105,26 @@ def decode(data: bytes, table_ids: np.ndarray, tables: list[CodingTable], escape
     """Inverse of :func:`encode`: returns int64 values shaped like ``table_ids``.
 
     Raises:
-      CorruptFileError: the stream length is not a whole number of words, the stream holds
-        more or fewer bits than the symbols need, or the escape stream runs out.
+      CorruptFileError: the stream length is not a whole number of words, constriction
+        rejects the stream, the stream holds more bits than the symbols need, or the escape
+        stream runs out.
     """
     if len(data) % 4:
         raise CorruptFileError(f"entropy-coded payload of {len(data)} bytes is not a whole number of 32-bit words")
     table_ids = np.asarray(table_ids, dtype=np.int64)
     flat_ids = table_ids.ravel()
     values = np.empty(flat_ids.shape, np.int64)
-    coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    try:
+        coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    except ValueError as err:  # e.g. "ANS compressed data never ends in a zero word"
+        raise CorruptFileError(f"entropy-coded payload is invalid: {err}") from None
     for table_id in np.unique(flat_ids):
         table = tables[table_id]
         where = flat_ids == table_id
-        symbols = np.asarray(coder.decode(table.model, int(where.sum())), dtype=np.int64)
+        try:
+            symbols = np.asarray(coder.decode(table.model, int(where.sum())), dtype=np.int64)
+        except ValueError as err:
+            raise CorruptFileError(f"entropy-coded payload is invalid: {err}") from None
         group = symbols + table.offset
         escaped = symbols == table.escape
         group[escaped] = escapes.read(int(escaped.sum()))
