@@ -61,14 +61,17 @@ class ConvertedVariant:
     gpu: gpu_delegate.GpuReport
 
 
-def _selection_cases(images, inputs, count: int = 4, seed: int = 1):
-    """Inputs the int8 layer selection measures errors on: calibration images with
-    random lambda draws (and styles), not the parity gate's fixed settings."""
-    rng = np.random.default_rng(seed)
-    lams = inputs.loss_space.sample_numpy(count, rng)
+def _selection_cases(images, inputs, skip: int, seed: int = 1):
+    """Inputs the int8 layer selection measures errors on: the calibration images after
+    the first ``skip`` (the parity gate's; all of them when there are no others), each at the default lambda, at all
+    coefficients low and at all high (the extremes where errors peak), plus a random
+    draw; styles cycle. Not the parity gate's own cases."""
+    space = inputs.loss_space
+    images = images[skip:] or images
+    lams = [space.default(), space.low, space.high, space.sample_numpy(1, seed)[0]]
     cases = []
-    for i in range(count):
-        case = {IMAGE: images[i % len(images)], LOSS_WEIGHTS: lams[i:i + 1]}
+    for i, lam in enumerate(lams):
+        case = {IMAGE: images[i % len(images)], LOSS_WEIGHTS: np.asarray(lam, np.float32)[None]}
         if inputs.num_styles:
             case[STYLE_INDEX] = np.array([i % inputs.num_styles], np.int32)
         cases.append(case)
@@ -118,6 +121,7 @@ def convert_model(
     tolerances: dict[str, float] | None = None,
     num_styles: int | None = None,
     source_model: str | None = None,
+    require_parity: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[ConvertedVariant]:
     """Converts ``model`` to every variant, gates each on parity, writes the passing ones.
@@ -128,7 +132,7 @@ def convert_model(
     Raises:
       ModelFileError: ``model`` is not an exportable yoto_tf model.
       parity.ParityError: after all variants were tried, if any failed its tolerance
-        (the passing ones are written).
+        (the passing ones are written) and ``require_parity``.
     """
     for variant in variants:
         if variant not in quantization.VARIANTS:
@@ -174,7 +178,7 @@ def convert_model(
                 calibration if variant in ("int8", "full_int8") else None,
                 int8_error=parity.error_function(
                     model, SIGNATURE_KEY, OUTPUT_NAME,
-                    _selection_cases(calibration_images, inputs),
+                    _selection_cases(calibration_images, inputs, num_parity_images),
                 ),
                 int8_target=INT8_SELECTION_MARGIN * tolerance,
                 log=log,
@@ -202,7 +206,7 @@ def convert_model(
                 variant, path, len(tflite), tuple(tflite_graph.op_names(tflite)), report, gpu
             ))
     failed = [r.parity for r in results if not r.parity.passed]
-    if failed:
+    if failed and require_parity:
         messages = []
         for report in failed:
             try:

@@ -7,10 +7,11 @@ Variants (all use TFLite builtin ops only; inputs and outputs stay float32, plus
 * ``float16``: float16 weights (dequantized at load on CPU; a GPU delegate runs fp16).
 * ``dynamic_int8``: int8 weights, activations quantized on the fly per op.
 * ``int8``: SELECTIVE full-integer quantization. The convolutions (and the padding /
-  resizing around them) run in int8 with activation ranges calibrated on images AND
-  lambda samples; everything else stays float: the lambda input and the conditioning
-  MLP (lambda spans orders of magnitude, int8 would flatten the small values), and the
-  instance-norm statistics and modulation (MEAN, SQUARED_DIFFERENCE, RSQRT, MUL, ADD).
+  resizing around them) and the dense layers (conditioning MLP, CIN heads) run in int8
+  with activation ranges calibrated on images AND lambda samples; everything else stays
+  float: the raw lambda input and its normalization (LOG etc.: lambda spans orders of
+  magnitude, int8 would flatten the small values), and the instance-norm statistics and
+  modulation (MEAN, SQUARED_DIFFERENCE, RSQRT, MUL, ADD).
   Given an error function, the convolutions the output is most sensitive to are kept in
   float too, until a target error is met (:func:`selective_int8`). Naive full-int8
   quantization of a CIN network is off by about 0.1-0.4 on a [0, 1] image.
@@ -38,6 +39,7 @@ INT8_OPS = (
     "MIRROR_PAD",
     "PAD",
     "RESIZE_NEAREST_NEIGHBOR",
+    "FULLY_CONNECTED",
 )
 """Ops the selective ``int8`` variant quantizes; all other ops stay float32."""
 
