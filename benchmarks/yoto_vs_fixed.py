@@ -24,7 +24,9 @@ Writes to ``--out_dir``:
   yoto_vs_fixed.png  metric ratio YOTO / fixed at each lambda (with the tolerance band),
                 and the total training time of each approach.
 
-A task plugs in through a :class:`TaskAdapter` (see ``ADAPTERS``).
+A task plugs in through a :class:`TaskAdapter` (see ``ADAPTERS``): how to build its model for a
+LossSpace (YOTO, or fixed at one lambda: same builder), its training data, its held-out
+measurements at a lambda, and its metric.
 """
 
 from __future__ import annotations
@@ -56,12 +58,28 @@ SUMMARY_COLUMNS = ("eval_lambda", "fixed_metric")  # then yoto_w{W}_metric, yoto
 
 @dataclasses.dataclass(frozen=True)
 class HarnessSettings:
-    """Settings every adapter receives (from the flags)."""
+    """Settings every adapter receives (from the flags); each task reads what it needs.
+
+    Attributes:
+      image_size: training (and evaluation) image / crop side.
+      batch_size: batch size of every model.
+      eval_examples: held-out examples per evaluation.
+      seed: seed of weights, lambda sampling and data.
+      train_data, eval_data: image sources (``yoto_tf.data.parse_source`` specs) of the
+        image tasks (compression, style transfer); None: ``builtin``, and evaluation crops
+        drawn from the training source with a seed of their own.
+      style_image: style transfer's style image file (None: the built-in one).
+      vgg_weights: style transfer's VGG weights (``auto``, ``imagenet``, ``none``, a path).
+    """
 
     image_size: int = 64
     batch_size: int = 32
     eval_examples: int = 512
     seed: int = 0
+    train_data: str | None = None
+    eval_data: str | None = None
+    style_image: str | None = None
+    vgg_weights: str = "auto"
 
 
 class TaskAdapter(abc.ABC):
@@ -92,6 +110,10 @@ class TaskAdapter(abc.ABC):
     def train_dataset(self, batch_size: int, seed: int):
         """Infinite batched tf.data.Dataset of what the model takes."""
 
+    def optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
+        """The optimizer of every model of this task (default: Adam)."""
+        return keras.optimizers.Adam(learning_rate)
+
     @abc.abstractmethod
     def evaluate(self, network: keras.Model, lam: np.ndarray) -> dict[str, float]:
         """Held-out measurements of ``network`` run at the raw lambda ``lam`` [k]: at least
@@ -104,7 +126,9 @@ class TaskAdapter(abc.ABC):
 
 
 class BetaVAEAdapter(TaskAdapter):
-    """beta-VAE on procedural shapes; lambda = beta; metric = negative beta-ELBO (nats)."""
+    """beta-VAE on procedural shapes; lambda = beta; metric = negative beta-ELBO (nats).
+    Every model trains with the loss weights divided by their geometric mean (the
+    beta-VAE default, see ``yoto_tf.beta_vae.model.BetaVAEModel``)."""
 
     name = "beta_vae"
     coefficient = "kl"
@@ -140,8 +164,144 @@ class BetaVAEAdapter(TaskAdapter):
         return evaluation.mean_terms(network, self.images, lam, seed=self.settings.seed)
 
 
+def _heldout_crops(settings: HarnessSettings, size: int) -> np.ndarray:
+    """``eval_examples`` crops float32 [N, size, size, 3] of the evaluation images."""
+    from yoto_tf import data
+
+    spec = settings.eval_data or settings.train_data or "builtin"
+    batches = data.image_dataset(spec, size, settings.eval_examples, seed=settings.seed + 1_000_003)
+    return next(iter(batches)).numpy()
+
+
+def _swept_only(space: LossSpace, coefficient: str, low: float | None, high: float | None) -> LossSpace:
+    """``space`` with ``coefficient`` log-uniform on [low, high] (None: its own range) and
+    every other coefficient fixed at its default: a one-dimensional YOTO problem."""
+    swept = space.coefficients[space.index(coefficient)]
+    low, high = low or swept.low, high or swept.high
+    return LossSpace([
+        Coefficient(c.name, low, high, "log_uniform") if c.name == coefficient
+        else Coefficient.fixed(c.name, c.default)
+        for c in space.coefficients
+    ])
+
+
+class CompressionAdapter(TaskAdapter):
+    """Scale-hyperprior compression; lambda = the distortion weight (on 255^2 MSE, rate in
+    bpp fixed at 1); metric = the rate-distortion loss ``lambda * 255^2 * MSE + bpp`` with
+    the model's estimated bits (rounded latents). Small CPU-scale transforms: N = 32 and
+    M = 48 channels times the width multiplier. Crops must be multiples of 64."""
+
+    name = "compression"
+    coefficient = "distortion"
+    metric_name = "rd_loss"
+    NUM_FILTERS, NUM_LATENT = 32, 48
+
+    def __init__(self, settings: HarnessSettings):
+        super().__init__(settings)
+        if settings.image_size % 64:
+            raise ValueError(f"compression needs --image_size a multiple of 64, got {settings.image_size}.")
+        self.images = _heldout_crops(settings, settings.image_size)
+
+    def loss_space(self, low, high):
+        from yoto_tf.compression import model
+
+        default_low, default_high = model.DEFAULT_LAMBDA_RANGE
+        return model.compression_loss_space((low or default_low, high or default_high))
+
+    def build_model(self, loss_space, width_multiplier, seed):
+        from yoto_tf.compression import model
+
+        network = model.CompressionModel(
+            loss_space, max(1, round(self.NUM_FILTERS * width_multiplier)),
+            max(1, round(self.NUM_LATENT * width_multiplier)), seed=seed,
+        )
+        return LossConditionalModel(network, model.rate_distortion_terms, loss_space=loss_space, seed=seed)
+
+    def optimizer(self, learning_rate):
+        return keras.optimizers.Adam(learning_rate, global_clipnorm=1.0)  # as trainers.compression
+
+    def train_dataset(self, batch_size, seed):
+        from yoto_tf import data
+
+        return data.image_dataset(self.settings.train_data or "builtin", self.settings.image_size,
+                                  batch_size, seed=seed)
+
+    def evaluate(self, network, lam):
+        from yoto_tf.compression import model
+
+        lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(self.images), 1))
+        outputs = network((keras.ops.convert_to_tensor(self.images), keras.ops.convert_to_tensor(lam_batch)),
+                          training=False)
+        terms = {k: keras.ops.convert_to_numpy(v) for k, v in
+                 model.rate_distortion_terms(self.images, outputs).items()}
+        psnr = 10.0 * np.log10(model.DISTORTION_SCALE / np.maximum(terms["distortion"], 1e-10))
+        return {**{k: float(v.mean()) for k, v in terms.items()}, "psnr_db": float(psnr.mean())}
+
+
+class StyleTransferAdapter(TaskAdapter):
+    """Adjustable style transfer, one style; lambda = the ``content`` weight on [0.1, 10],
+    the other six weights fixed at their defaults (for YOTO too: a one-dimensional
+    comparison). Transformer width 0.25 times the width multiplier.
+
+    Models train on terms divided by their OWN running means, so the raw objective is not
+    comparable across models; the metric is ``sum_i lambda_i * L_i / ref_i`` with fixed
+    scales ``ref_i``: the terms of a reference output, the evaluation images blurred by a
+    5x5 box filter (model-independent and non-zero for every term)."""
+
+    name = "style_transfer"
+    coefficient = "content"
+    metric_name = "normalized_objective"
+    BASE_WIDTH = 0.25
+
+    def __init__(self, settings: HarnessSettings):
+        super().__init__(settings)
+        from yoto_tf import data
+        from yoto_tf.style_transfer import StyleTransferLoss
+
+        style = data.load_image(settings.style_image or data.builtin_style_image_path())
+        self.losses = StyleTransferLoss([style], vgg_weights=settings.vgg_weights,
+                                        style_size=max(128, settings.image_size))
+        self.images = _heldout_crops(settings, settings.image_size)
+        blurred = keras.ops.average_pool(self.images, 5, strides=1, padding="same")
+        self.reference = self._mean_terms(self.images, blurred)
+
+    def _mean_terms(self, images, outputs) -> dict[str, float]:
+        terms = self.losses(keras.ops.convert_to_tensor(images), outputs)
+        return {k: float(keras.ops.mean(v)) for k, v in terms.items()}
+
+    def loss_space(self, low, high):
+        from yoto_tf.style_transfer import style_transfer_loss_space
+
+        return _swept_only(style_transfer_loss_space(), self.coefficient, low, high)
+
+    def build_model(self, loss_space, width_multiplier, seed):
+        from yoto_tf.style_transfer import build_transformer
+        from yoto_tf.style_transfer.training import StyleTransferModel
+
+        network = build_transformer(loss_space, width_multiplier=self.BASE_WIDTH * width_multiplier)
+        return StyleTransferModel(network, self.losses, seed=seed)
+
+    def train_dataset(self, batch_size, seed):
+        from yoto_tf.style_transfer.training import training_dataset
+
+        return training_dataset(self.settings.train_data or "builtin", self.settings.image_size,
+                                batch_size, seed=seed)
+
+    def evaluate(self, network, lam):
+        from yoto_tf.style_transfer import IMAGE_INPUT, LAMBDA_INPUT
+
+        lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(self.images), 1))
+        feed = {IMAGE_INPUT: self.images, LAMBDA_INPUT: lam_batch}
+        outputs = network({k: keras.ops.convert_to_tensor(v) for k, v in feed.items()}, training=False)
+        return self._mean_terms(self.images, outputs)
+
+    def metric(self, measurements, lam, space):
+        return float(sum(lam[i] * measurements[name] / self.reference[name]
+                         for i, name in enumerate(space.names)))
+
+
 ADAPTERS: dict[str, Callable[[HarnessSettings], TaskAdapter]] = {
-    BetaVAEAdapter.name: BetaVAEAdapter,
+    adapter.name: adapter for adapter in (BetaVAEAdapter, CompressionAdapter, StyleTransferAdapter)
 }
 
 
@@ -176,7 +336,7 @@ def train_one(adapter: TaskAdapter, space: LossSpace, width_multiplier: float, s
     """Trains one model for ``steps`` steps; returns its network and the fit wall time (s)."""
     keras.utils.set_random_seed(seed)
     model = adapter.build_model(space, width_multiplier, seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.compile(optimizer=adapter.optimizer(learning_rate))
     dataset = adapter.train_dataset(batch_size, seed)
     start = time.perf_counter()
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -234,43 +394,53 @@ def _write_csv(path: str, rows: Sequence[dict], first_columns: Sequence[str]) ->
 
 def plot(summary: Sequence[dict], timing: Mapping[str, float], yoto_widths: Sequence[float],
          metric_name: str, tolerance: float, title: str, path: str) -> None:
-    """Left: metric of YOTO / fixed at every lambda; right: total training time per approach."""
+    """Left: the metric of every approach at every lambda; middle: YOTO / fixed; right: the
+    total training time per approach."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (values, ratios, times) = plt.subplots(
+        1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [3, 3, 2]})
     lambdas = [s["eval_lambda"] for s in summary]
-    for width in yoto_widths:
-        left.plot(lambdas, [s[f"yoto_w{width:g}_ratio"] for s in summary], marker="o",
-                  label=f"YOTO, width x{width:g}")
-    left.axhline(1.0, color="k", lw=0.8)
-    left.axhspan(1.0 - tolerance, 1.0 + tolerance, color="g", alpha=0.12,
-                 label=f"within {tolerance:.0%}")
-    left.set_xscale("log")
-    left.set_xlabel("lambda (evaluation)")
-    left.set_ylabel(f"{metric_name}: YOTO / fixed model at lambda")
-    left.grid(True, alpha=0.3)
-    left.legend(fontsize=8)
+    values.plot(lambdas, [s["fixed_metric"] for s in summary], marker="s", color="C7",
+                label="fixed model trained at lambda")
+    for i, width in enumerate(yoto_widths):
+        values.plot(lambdas, [s[f"yoto_w{width:g}_metric"] for s in summary], marker="o",
+                    color=f"C{i}", label=f"YOTO, width x{width:g}")
+        ratios.plot(lambdas, [s[f"yoto_w{width:g}_ratio"] for s in summary], marker="o",
+                    color=f"C{i}", label=f"YOTO, width x{width:g}")
+    values.set_ylabel(f"{metric_name} (held-out, lower is better)")
+    ratios.axhline(1.0, color="k", lw=0.8)
+    ratios.axhspan(1.0 - tolerance, 1.0 + tolerance, color="g", alpha=0.12,
+                   label=f"within {tolerance:.0%}")
+    ratios.set_ylabel(f"{metric_name}: YOTO / fixed model at lambda")
+    for ax in (values, ratios):
+        ax.set_xscale("log")
+        ax.set_xlabel("lambda (evaluation)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
     names = list(timing)
-    right.bar(range(len(names)), [timing[n] for n in names], color=["C7"] + [f"C{i}" for i in range(len(names) - 1)])
-    right.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
-    right.set_ylabel("total training time [s]")
+    times.bar(range(len(names)), [timing[n] for n in names],
+              color=["C7"] + [f"C{i}" for i in range(len(names) - 1)])
+    times.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    times.set_ylabel("total training time [s]")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def check_request(task: str, lambdas: Sequence[float]) -> list[float]:
-    """Validates the task name and the grid; returns the lambdas sorted.
-
-    Raises:
-      ValueError: unknown task, or fewer than 2 distinct lambdas.
-    """
+def make_adapter(task: str, settings: HarnessSettings) -> TaskAdapter:
+    """The adapter of ``task`` (loads its evaluation data). Raises ValueError if unknown."""
     if task not in ADAPTERS:
         raise ValueError(f"Unknown task {task!r}; available: {sorted(ADAPTERS)}.")
+    return ADAPTERS[task](settings)
+
+
+def check_lambdas(lambdas: Sequence[float]) -> list[float]:
+    """The grid sorted; raises ValueError unless it has at least 2 distinct values."""
     lambdas = sorted(float(v) for v in lambdas)
     if len(lambdas) < 2 or len(set(lambdas)) != len(lambdas):
         raise ValueError(f"Give at least 2 distinct lambdas, got {lambdas}.")
@@ -278,7 +448,7 @@ def check_request(task: str, lambdas: Sequence[float]) -> list[float]:
 
 
 def run_comparison(
-    task: str,
+    task: str | TaskAdapter,
     lambdas: Sequence[float],
     steps: int,
     out_dir: str,
@@ -293,12 +463,16 @@ def run_comparison(
 ) -> list[dict]:
     """Runs the whole experiment and writes the CSVs and the plot; returns the summary rows.
 
+    Args:
+      task: a name in ``ADAPTERS`` (built with ``settings``) or an adapter instance.
+
     Raises:
       ValueError: unknown task, fewer than 2 lambdas, or a lambda outside the YOTO range
         (the message names the range).
     """
-    lambdas = check_request(task, lambdas)
-    adapter = ADAPTERS[task](settings)
+    lambdas = check_lambdas(lambdas)
+    adapter = task if isinstance(task, TaskAdapter) else make_adapter(task, settings)
+    task = adapter.name
     low, high = yoto_range or (None, None)
     yoto_space = adapter.loss_space(low, high)
     fixed_spaces = [fixed_loss_space(yoto_space, adapter.coefficient, v) for v in lambdas]
@@ -356,6 +530,12 @@ def _define_flags():
     flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
     flags.DEFINE_float("tolerance", 0.03, "Relative band drawn around ratio 1 in the plot.")
     flags.DEFINE_integer("seed", 0, "Seed of weights, lambda sampling and data.")
+    flags.DEFINE_string("train_data", None, "compression / style_transfer: training images "
+                        "(builtin | folder:GLOB | tfds:NAME[:SPLIT]; default builtin).")
+    flags.DEFINE_string("eval_data", None, "compression / style_transfer: held-out images "
+                        "(default: crops of --train_data with a seed of their own).")
+    flags.DEFINE_string("style_image", None, "style_transfer: the style image (default: built-in).")
+    flags.DEFINE_string("vgg_weights", "auto", "style_transfer: VGG weights (auto | imagenet | none | PATH).")
     flags.DEFINE_string("out_dir", "runs/yoto_vs_fixed", "Where the CSVs and the plot go.")
 
 
@@ -364,19 +544,21 @@ def main(argv):
 
     del argv
     f = flags.FLAGS
-    settings = HarnessSettings(f.image_size, f.batch_size, f.eval_examples, f.seed)
-    try:  # every check that needs no training, so bad flags fail at once with a message
-        lambdas = check_request(f.task, [float(v) for v in f.lambdas])
+    settings = HarnessSettings(f.image_size, f.batch_size, f.eval_examples, f.seed, f.train_data,
+                               f.eval_data, f.style_image, f.vgg_weights)
+    try:  # every check that needs no training, so bad flags or data fail at once with a message
+        lambdas = check_lambdas([float(v) for v in f.lambdas])
         yoto_range = tuple(float(v) for v in f.yoto_range) if f.yoto_range else None
         if yoto_range is not None and len(yoto_range) != 2:
             raise ValueError(f"--yoto_range must be LO,HI, got {f.yoto_range}.")
-        space = ADAPTERS[f.task](settings).loss_space(*(yoto_range or (None, None)))
+        adapter = make_adapter(f.task, settings)  # loads the evaluation data
+        space = adapter.loss_space(*(yoto_range or (None, None)))
         for value in lambdas:
-            space.make(**{ADAPTERS[f.task].coefficient: value})
+            space.make(**{adapter.coefficient: value})
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     run_comparison(
-        f.task, lambdas, f.steps, f.out_dir, width_multiplier=f.width_multiplier,
+        adapter, lambdas, f.steps, f.out_dir, width_multiplier=f.width_multiplier,
         yoto_width_multipliers=[float(w) for w in f.yoto_width_multipliers],
         yoto_range=yoto_range, learning_rate=f.learning_rate, tolerance=f.tolerance,
         settings=settings,

@@ -140,6 +140,24 @@ def test_loss_terms_are_per_example_and_zero_at_the_optimum():
     np.testing.assert_allclose(off["kl"], [0.5, 0.0], atol=1e-6)
 
 
+def test_geometric_mean_weights_rescale_each_examples_loss():
+    images = shapes.shape_images(range(2), 16)[0]
+    batch = {"inputs": images, "lambda": np.array([[1.0, 0.5], [1.0, 8.0]], np.float32)}
+    beta = batch["lambda"][:, 1]
+    losses = {}
+    for normalized in (True, False):
+        vae = model.build_model(model.beta_loss_space(0.5, 8.0), image_size=16, seed=0,
+                                geometric_mean_weights=normalized)
+        y_pred = vae(batch)
+        terms = {k: keras.ops.convert_to_numpy(v) for k, v in model.loss_terms(images, y_pred["outputs"]).items()}
+        losses[normalized] = (float(vae.compute_loss(x=batch, y_pred=y_pred)), terms)
+    loss, terms = losses[True]
+    expected = np.mean(terms["reconstruction"] / np.sqrt(beta) + np.sqrt(beta) * terms["kl"])
+    assert loss == pytest.approx(expected, rel=1e-5)
+    loss, terms = losses[False]
+    assert loss == pytest.approx(np.mean(terms["reconstruction"] + beta * terms["kl"]), rel=1e-5)
+
+
 def test_fixed_beta_model_uses_the_same_network_with_constant_conditioning():
     fixed = model.fixed_beta_loss_space(4.0)
     network = model.build_network(fixed, image_size=32)

@@ -55,18 +55,19 @@ def test_fixed_loss_space_fixes_every_coefficient():
 
 def test_request_checks_name_the_problem():
     with pytest.raises(ValueError, match="Unknown task 'segmentation'; available"):
-        harness.check_request("segmentation", [1.0, 2.0])
+        harness.make_adapter("segmentation", harness.HarnessSettings())
     with pytest.raises(ValueError, match="at least 2 distinct lambdas"):
-        harness.check_request("beta_vae", [1.0, 1.0])
-    assert harness.check_request("beta_vae", [8, 0.5]) == [0.5, 8.0]
+        harness.check_lambdas([1.0, 1.0])
+    assert harness.check_lambdas([8, 0.5]) == [0.5, 8.0]
+    with pytest.raises(ValueError, match="multiple of 64, got 48"):
+        harness.make_adapter("compression", harness.HarnessSettings(image_size=48))
 
 
-def test_harness_end_to_end_on_the_toy_task(tmp_path, monkeypatch):
-    monkeypatch.setitem(harness.ADAPTERS, "toy", ToyAdapter)
-    lambdas = [0.1, 10.0]
+def test_harness_end_to_end_on_the_toy_task(tmp_path):
+    settings = harness.HarnessSettings(batch_size=8)
     summary = harness.run_comparison(
-        "toy", lambdas, steps=3, out_dir=str(tmp_path), yoto_width_multipliers=[1.0, 2.0],
-        settings=harness.HarnessSettings(batch_size=8), log=lambda message: None,
+        ToyAdapter(settings), [10.0, 0.1], steps=3, out_dir=str(tmp_path),
+        yoto_width_multipliers=[1.0, 2.0], settings=settings, log=lambda message: None,
     )
     results = _read(tmp_path / "results.csv")
     assert list(results[0])[: len(harness.RESULT_COLUMNS)] == list(harness.RESULT_COLUMNS)
@@ -115,3 +116,30 @@ def test_harness_cli_on_beta_vae_at_tiny_scale(tmp_path):
     )
     assert bad.returncode != 0 and "outside its allowed range [0.5, 512]" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("task, image_size", [("compression", 64), ("style_transfer", 32)])
+def test_task_adapters_plug_in_with_the_tasks_public_builders(task, image_size, tmp_path):
+    """Each adapter builds a fixed and a YOTO model of its task and measures every loss term
+    at a lambda (no training: the harness itself is covered above)."""
+    from yoto_tf import data
+
+    for name in ("a.png", "b.png"):
+        data.save_image(str(tmp_path / name), np.random.default_rng(len(name)).random((80, 96, 3)))
+    settings = harness.HarnessSettings(image_size=image_size, batch_size=2, eval_examples=2,
+                                       train_data=f"folder:{tmp_path}/*.png", vgg_weights="none")
+    adapter = harness.make_adapter(task, settings)
+    space = adapter.loss_space(None, None)
+    swept = space.coefficients[space.index(adapter.coefficient)]
+    assert swept.distribution == "log_uniform"
+    fixed = harness.fixed_loss_space(space, adapter.coefficient, swept.high)
+    batch = next(iter(adapter.train_dataset(2, seed=0)))
+    for loss_space in (space, fixed):
+        model = adapter.build_model(loss_space, 1.0, seed=0)
+        assert model.loss_space == loss_space
+        model(batch)  # builds: the batch is what the model trains on
+        lam = loss_space.make(**{adapter.coefficient: swept.high})
+        measurements = adapter.evaluate(model.network, lam)
+        assert set(space.names) <= set(measurements)
+        assert all(np.isfinite(v) for v in measurements.values())
+        assert np.isfinite(adapter.metric(measurements, lam, space))

@@ -29,6 +29,11 @@ flags.DEFINE_float("fixed_beta", None, "Train an ordinary beta-VAE at this beta 
 flags.DEFINE_integer("image_size", 64, "Side of the square training images (a multiple of 16).")
 flags.DEFINE_integer("latent_dim", 10, "Number of latent dimensions.")
 flags.DEFINE_float("width_multiplier", 1.0, "Multiplies every conv / dense width of the VAE.")
+flags.DEFINE_bool(
+    "geometric_mean_weights", True,
+    "Divide each example's loss weights (1, beta) by their geometric mean sqrt(beta) (YOTO's "
+    "option; keeps large-beta examples from dominating the gradient).",
+)
 flags.DEFINE_list(
     "eval_betas", [],
     "Betas to evaluate at the end (default: powers of 2 spanning the range, or --fixed_beta).",
@@ -84,7 +89,8 @@ def make_task(space, eval_betas) -> core.TrainTask:
     summary_betas = [eval_betas[0], eval_betas[len(eval_betas) // 2], eval_betas[-1]]
 
     def build_model():
-        return beta_vae.build_model(space, size, FLAGS.latent_dim, FLAGS.width_multiplier, seed=FLAGS.seed)
+        return beta_vae.build_model(space, size, FLAGS.latent_dim, FLAGS.width_multiplier, seed=FLAGS.seed,
+                                    geometric_mean_weights=FLAGS.geometric_mean_weights)
 
     def make_dataset(batch_size, seed):
         return inputs.training_dataset(FLAGS.data, size, batch_size, seed)
