@@ -100,6 +100,7 @@ class ParityReport:
     tolerance: float
     num_cases: int
     worst_case: str
+    error_scale: float = 1.0
 
     @property
     def passed(self) -> bool:
@@ -107,9 +108,11 @@ class ParityReport:
 
     def line(self) -> str:
         verdict = "ok" if self.passed else "FAILED"
+        relative = "" if self.error_scale == 1.0 else (
+            f" relative to max |output| {self.error_scale:.3g}")
         return (
             f"parity {self.variant:>12}: max abs error {self.max_abs_error:.2e}, "
-            f"mean {self.mean_abs_error:.2e} over {self.num_cases} cases "
+            f"mean {self.mean_abs_error:.2e} over {self.num_cases} cases{relative} "
             f"(tolerance {self.tolerance:g}) {verdict}"
         )
 
@@ -139,9 +142,11 @@ def check_parity(
     cases: Sequence[Mapping[str, np.ndarray]],
     variant: str,
     tolerance: float | None = None,
+    error_scale: float = 1.0,
 ) -> ParityReport:
     """Runs ``model`` and the .tflite on every case; returns the error report (does not
-    raise: see :func:`require`)."""
+    raise: see :func:`require`). Errors are divided by ``error_scale`` (see
+    :func:`output_scale` for outputs that are not images in [0, 1])."""
     tolerance = TOLERANCES[variant] if tolerance is None else float(tolerance)
     runner = signature_runner(tflite, signature_key)
     worst, worst_case, total, count = -1.0, "", 0.0, 0
@@ -153,21 +158,33 @@ def check_parity(
                 f"{variant}: the .tflite output {output_name!r} has shape {actual.shape}, "
                 f"Keras gives {expected.shape} ({_describe(case)})."
             )
-        error = np.abs(actual.astype(np.float64) - expected)
+        error = np.abs(actual.astype(np.float64) - expected) / error_scale
         total += float(error.sum())
         count += error.size
         if not np.isfinite(error).all() or error.max() > worst:
             worst = float(error.max()) if np.isfinite(error).all() else float("inf")
             worst_case = _describe(case)
-    return ParityReport(variant, worst, total / max(count, 1), tolerance, len(cases), worst_case)
+    return ParityReport(
+        variant, worst, total / max(count, 1), tolerance, len(cases), worst_case, error_scale
+    )
+
+
+def output_scale(model: keras.Model, cases: Sequence[Mapping[str, np.ndarray]]) -> float:
+    """The largest |output| of ``model`` over ``cases``: the error scale of an unbounded
+    output (e.g. a compression latent), so its tolerances read like those of an image."""
+    return max(
+        float(np.abs(keras.ops.convert_to_numpy(model(dict(c), training=False))).max())
+        for c in cases
+    ) or 1.0
 
 
 def error_function(
     model: keras.Model, signature_key: str, output_name: str,
     cases: Sequence[Mapping[str, np.ndarray]],
+    error_scale: float = 1.0,
 ):
-    """``error(tflite) -> max abs error`` against ``model`` on ``cases`` (Keras outputs
-    computed once); what the int8 layer selection minimizes."""
+    """``error(tflite) -> max abs error / error_scale`` against ``model`` on ``cases``
+    (Keras outputs computed once); what the int8 layer selection minimizes."""
     expected = [keras.ops.convert_to_numpy(model(dict(c), training=False)) for c in cases]
 
     def error(tflite: bytes) -> float:
@@ -175,7 +192,7 @@ def error_function(
         return max(
             float(np.abs(runner(**case)[output_name] - want).max())
             for case, want in zip(cases, expected)
-        )
+        ) / error_scale
 
     return error
 

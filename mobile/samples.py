@@ -7,9 +7,40 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from mobile.model_io import LOSS_WEIGHTS, STYLE_INDEX
+from mobile.model_io import IMAGE, LOSS_WEIGHTS, STYLE_INDEX
 from yoto_tf import data
 from yoto_tf.coefficients import LossSpace
+
+
+SIZE_MULTIPLE = 16
+"""Dynamic-size parity also runs at a second, non-square size that is a multiple of this
+(every downsampling factor of the yoto_tf networks divides it)."""
+
+
+def parity_sizes(image_size: int, dynamic_size: bool) -> list[tuple[int, int]]:
+    """(height, width) pairs the parity gate runs at: the export size, plus a smaller
+    non-square one for dynamic-size exports."""
+    sizes = [(image_size, image_size)]
+    if dynamic_size:
+        other = max(SIZE_MULTIPLE, (3 * image_size // 4) // SIZE_MULTIPLE * SIZE_MULTIPLE)
+        sizes.append((other, image_size))
+    return sizes
+
+
+def selection_cases(images, space, num_styles: int, skip: int, seed: int = 1):
+    """Inputs the int8 layer selection measures errors on: the calibration images after
+    the first ``skip`` (the parity gate's; all of them when there are no others), each
+    at the default lambda, at all coefficients low and at all high (the extremes where
+    errors peak), plus a random draw; styles cycle. Not the parity gate's own cases."""
+    images = images[skip:] or images
+    lams = [space.default(), space.low, space.high, space.sample_numpy(1, seed)[0]]
+    cases = []
+    for i, lam in enumerate(lams):
+        case = {IMAGE: images[i % len(images)], LOSS_WEIGHTS: np.asarray(lam, np.float32)[None]}
+        if num_styles:
+            case[STYLE_INDEX] = np.array([i % num_styles], np.int32)
+        cases.append(case)
+    return cases
 
 
 def fit_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
