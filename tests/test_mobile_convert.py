@@ -196,6 +196,26 @@ def _cli(*args):
     )
 
 
+def test_real_style_transformer_converts(tmp_path):
+    from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
+    from yoto_tf.style_transfer.transformer import build_transformer
+
+    space = style_transfer_loss_space()
+    path = str(tmp_path / "style.keras")
+    build_transformer(space, num_styles=2, width_multiplier=0.125).save(path)
+    model = load_model(path)  # the transformer's own layers must be registered
+    (result,) = convert.convert_model(
+        model, str(tmp_path / "out"), name="style", image_size=SIZE, num_parity_images=1,
+        log=lambda line: None)
+    assert result.parity.max_abs_error <= 1e-4
+    assert result.parity.num_cases == parity.MIN_LAMBDA_SETTINGS * 2
+    meta = metadata.read(result.path)
+    assert [c["name"] for c in meta["coefficients"]] == list(space.names)
+    assert meta["num_styles"] == 2
+    assert tflite_graph.signatures(open(result.path, "rb").read())["stylize"] == {
+        "inputs": ["image", "loss_weights", "style_index"], "outputs": ["stylized"]}
+
+
 def test_cli_exits_nonzero_on_parity_failure_and_bad_model(tiny_model, tmp_path):
     path = str(tmp_path / "tiny.keras")
     tiny_model.save(path)
