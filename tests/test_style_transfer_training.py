@@ -78,3 +78,44 @@ def test_training_dataset_adds_random_style_indices():
     assert set(indices) <= {0, 1, 2}
     single = next(iter(training_dataset("builtin", 24, 2, seed=0)))
     assert set(single["inputs"]) == {"image"}
+
+
+def test_lambda_sampler_ties_style_weights_on_some_rows(two_style_model):
+    model = two_style_model
+    space = model.loss_space
+    lam = keras.ops.convert_to_numpy(model.sample_lambda(4000))
+    assert np.all(lam >= space.low * (1 - 1e-6)) and np.all(lam <= space.high * (1 + 1e-6))
+    styles = lam[:, 1:6]  # the five style weights share one range here
+    tied = np.all(np.isclose(styles, styles[:, :1], rtol=1e-5), axis=1)
+    assert 0.45 < tied.mean() < 0.55
+    # Marginals stay log-uniform: log of each style weight spreads evenly over its range.
+    positions = np.log(styles / space.low[1]) / np.log(space.high[1] / space.low[1])
+    np.testing.assert_allclose(np.histogram(positions, bins=4, range=(0, 1))[0] / positions.size,
+                               0.25, atol=0.02)
+    # Content and TV are never tied to the style weights.
+    assert np.mean(np.isclose(lam[:, 0] / space.default()[0], styles[:, 0] / space.default()[1])) < 0.01
+
+
+def test_flat_training_crops_give_finite_gradients():
+    # Black borders / clipped sky make perfectly flat crops; without the training-time
+    # dithering every instance norm sees zero variance and the gradient overflows.
+    keras.utils.set_random_seed(0)
+    space = style_transfer_loss_space()
+    losses = StyleTransferLoss([skimage.data.coffee()[::8, ::8]], vgg_weights="none", style_size=32)
+    network = build_transformer(space, width_multiplier=0.25, conditioning_units=16)
+    rng = np.random.default_rng(0)
+    for layer in network.layers:  # a trained-like state: non-zero CIN offsets
+        if isinstance(layer, ConditionalInstanceNormalization):
+            layer.beta.assign(0.5 * rng.standard_normal(layer.beta.shape))
+    model = StyleTransferModel(network, losses, seed=0)
+    model.compile(keras.optimizers.Adam(1e-3), run_eagerly=True)
+    flat = np.stack([np.full((24, 24, 3), v, np.float32) for v in (0.0, 0.5, 1.0, 0.2)])
+    batch = {"inputs": {"image": flat}}
+    with tf.GradientTape() as tape:
+        outputs = model(batch, training=True)
+        loss = model.compute_loss(x=batch, y_pred=outputs)
+    for var, grad in zip(network.trainable_variables,
+                         tape.gradient(loss, network.trainable_variables)):
+        assert np.all(np.isfinite(grad.numpy())), var.path
+    model.train_on_batch(batch)
+    assert all(np.all(np.isfinite(v.numpy())) for v in network.weights)

@@ -22,7 +22,7 @@ from yoto_tf.style_transfer.loss_space import (
     with_strength,
 )
 from yoto_tf.style_transfer.losses import StyleTransferLoss, gram_matrix, total_variation
-from yoto_tf.style_transfer.stylize import stylize, sweep
+from yoto_tf.style_transfer.inference import stylize, sweep
 from yoto_tf.style_transfer.transformer import (
     IMAGE_INPUT,
     LAMBDA_INPUT,

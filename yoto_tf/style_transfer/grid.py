@@ -35,29 +35,31 @@ def labelled_grid(
 
     Args:
       rows: each row a sequence of ``(caption, image)``; images are uint8 or float [0, 1]
-        [H, W, 3] of any sizes (each cell is as large as the largest image).
+        [H, W, 3] of any sizes (columns are as wide as the widest image, rows as tall as their tallest).
       row_labels: optional text drawn above each row.
 
     Returns:
       uint8 [H, W, 3] grid: white background, black captions above every cell.
     """
     cells = [[(caption, _to_uint8(image)) for caption, image in row] for row in rows]
-    cell_h = max(img.shape[0] for row in cells for _, img in row)
     cell_w = max(img.shape[1] for row in cells for _, img in row)
     columns = max(len(row) for row in cells)
     label_h = _CAPTION_HEIGHT if row_labels else 0
-    row_h = label_h + _CAPTION_HEIGHT + cell_h + _GAP
+    row_heights = [
+        label_h + _CAPTION_HEIGHT + max(img.shape[0] for _, img in row) + _GAP for row in cells
+    ]
     canvas = Image.new(
-        "RGB", (columns * (cell_w + _GAP) + _GAP, len(cells) * row_h + _GAP), _BACKGROUND
+        "RGB", (columns * (cell_w + _GAP) + _GAP, sum(row_heights) + _GAP), _BACKGROUND
     )
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
+    y = _GAP
     for r, row in enumerate(cells):
-        y = _GAP + r * row_h
         if row_labels:
             draw.text((_GAP, y + 2), row_labels[r], fill=_TEXT, font=font)
         for c, (caption, image) in enumerate(row):
             x = _GAP + c * (cell_w + _GAP)
             draw.text((x, y + label_h + 2), caption, fill=_TEXT, font=font)
             canvas.paste(Image.fromarray(image), (x, y + label_h + _CAPTION_HEIGHT))
+        y += row_heights[r]
     return np.asarray(canvas)

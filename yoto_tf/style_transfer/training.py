@@ -48,31 +48,41 @@ class StyleTransferModel(LossConditionalModel):
         if not 0.0 <= diagonal_fraction <= 1.0:
             raise ValueError(f"diagonal_fraction must be in [0, 1], got {diagonal_fraction}.")
         self.diagonal_fraction = float(diagonal_fraction)
-        space = self.loss_space
-        styles = style_names(space)
-        not_log = [n for n in styles if space.coefficients[space.index(n)].distribution != "log_uniform"]
-        if not_log:
-            raise ValueError(f"Style weights {not_log} must be log_uniform to be tied.")
-        self._style_columns = np.isin(space.names, styles)
-        low = np.where(self._style_columns, space.low, 1.0)
-        high = np.where(self._style_columns, space.high, 1.0)
-        self._log_low = np.log(low).astype(np.float32)
-        self._log_span = (np.log(high) - np.log(low)).astype(np.float32)
+        self._style_columns = np.isin(self.loss_space.names, style_names(self.loss_space))
 
     def sample_lambda(self, batch_size):
-        """lambda [B, k]: the LossSpace's draws, style weights tied on a fraction of rows."""
-        lam = self.loss_space.sample(batch_size, seed=self.seed_generator)
-        position = keras.random.uniform((batch_size, 1), seed=self.seed_generator)
-        tied = ops.exp(self._log_low + position * self._log_span)
-        use_tied = keras.random.uniform((batch_size, 1), seed=self.seed_generator)
-        use_tied = ops.logical_and(use_tied < self.diagonal_fraction, self._style_columns)
-        return ops.where(use_tied, tied, lam)
+        """lambda [B, k]: the LossSpace's draws, style weights tied on a fraction of rows.
+
+        Tying happens on the uniform noise the LossSpace maps to lambda (inverse CDFs), so
+        every marginal keeps its distribution. The noise comes from the engine's sampler,
+        which draws differently on every replica of a tf.distribute strategy.
+        """
+        noise = self._uniform_noise(batch_size)  # [B, k]
+        extra = self._uniform_noise(batch_size)  # [B, k]: column 0 the shared draw
+        tie = ops.logical_and(extra[:, 1:2] < self.diagonal_fraction, self._style_columns)
+        return self.loss_space.from_uniform(ops.where(tie, extra[:, :1], noise))
 
     def call(self, x, training=False):
         inputs, lam = self._split(x)
         if lam is None:
             lam = self.sample_lambda(ops.shape(inputs[IMAGE_INPUT])[0])
+        if training:
+            inputs = {**inputs, IMAGE_INPUT: self.dither(inputs[IMAGE_INPUT])}
         return super().call({"inputs": inputs, "lambda": lam}, training=training)
+
+    def dither(self, images):
+        """Adds uniform noise of +-half a grey level (8-bit), clipped to [0, 1].
+
+        Invisible, but it keeps perfectly flat crops (black borders, clipped sky) trainable:
+        on a constant image every instance norm sees zero variance, and backpropagation
+        multiplies the gradient by about 1/sqrt(epsilon) at each of the 16 norms, which
+        overflows to inf/NaN. The noise gives the first norm a non-zero variance, so the
+        layers after it see normalized, varying activations again.
+        """
+        noise = keras.random.uniform(
+            ops.shape(images), -0.5 / 255.0, 0.5 / 255.0, seed=self.seed_generator
+        )
+        return ops.clip(images + noise, 0.0, 1.0)
 
     def call_network(self, inputs: Mapping, lam, training=False):
         feed = {IMAGE_INPUT: inputs[IMAGE_INPUT], LAMBDA_INPUT: lam}

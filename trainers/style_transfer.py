@@ -1,0 +1,191 @@
+r"""Trains an adjustable (lambda-conditioned) style-transfer network.
+
+  python -m trainers.style_transfer                    # offline demo, a few CPU minutes
+  python -m trainers.style_transfer --style_images=starry.jpg,wave.jpg \
+      --content=folder:photos/**/*.jpg --image_size=256 --batch_size=8 --steps=40000 \
+      --width_multiplier=1 --vgg_weights=imagenet --model_dir=runs/starry_wave
+
+With no flags it trains a small model (64x64 crops of scikit-image's bundled photos,
+width 0.5, batch 4, 300 steps) on the built-in style (scikit-image's ``ihc.png``) and
+writes ``runs/style_transfer``. Real quality needs the ImageNet VGG weights, 256^2 crops, a
+full-width network and tens of thousands of steps (a GPU).
+
+Writes to ``--model_dir``: ``checkpoints/`` (resumable), ``train/`` (TensorBoard: loss,
+every term, strength-sweep images), ``model.keras`` (the network, LossSpace inside),
+``lambda_sweep.png`` (labelled grid: rows of images stylized along the strength knob, and
+along the content and TV weights) and ``style_transfer.json`` (the settings below).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+
+from trainers import core
+from yoto_tf import data
+from yoto_tf.style_transfer import grid
+from yoto_tf.style_transfer.inference import sweep
+from yoto_tf.style_transfer.loss_space import STYLE_NAMES, style_transfer_loss_space
+from yoto_tf.style_transfer.losses import StyleTransferLoss
+from yoto_tf.style_transfer.training import StyleTransferModel, training_dataset
+from yoto_tf.style_transfer.transformer import build_transformer
+from yoto_tf.style_transfer.vgg import VGG_SPECS, VGGWeightsUnavailableError, resolve_weights
+
+flags.DEFINE_list(
+    "style_images", [],
+    "Style image file(s), comma-separated; several make a multi-style model (style index = "
+    "position in this list). Default: the built-in style image (scikit-image's ihc.png).",
+)
+flags.DEFINE_string("content", "builtin", f"Content images: {data.ACCEPTED_SPECS}.")
+flags.DEFINE_integer("image_size", 64, "Side of the random square content crops.", lower_bound=16)
+flags.DEFINE_integer(
+    "style_size", 256, "Style images are resized so their longer side has this many pixels.",
+    lower_bound=16,
+)
+flags.DEFINE_float("width_multiplier", 0.5, "Scales every channel count of the network.", lower_bound=0.05)
+flags.DEFINE_integer("conditioning_units", 256, "Width of the ConditioningNetwork MLP.", lower_bound=1)
+flags.DEFINE_enum("vgg", "vgg16", sorted(VGG_SPECS), "Loss network.")
+flags.DEFINE_string(
+    "vgg_weights", "auto",
+    "imagenet (Keras cache ~/.keras/models or download; fails with instructions when "
+    "neither works), auto (imagenet when available, else random weights with a loud "
+    "warning), none (random weights, e.g. offline tests), or a path to a .h5 file.",
+)
+flags.DEFINE_float(
+    "diagonal_fraction", 0.5,
+    "Share of examples whose five style weights are drawn together (trains the strength knob).",
+)
+flags.DEFINE_integer("sweep_size", 256, "Longer side of the images in lambda_sweep.png.", lower_bound=16)
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory for --content=tfds:...")
+FLAGS = flags.FLAGS
+
+_SWEEP_POINTS = 5
+_SWEEP_IMAGES = 2
+
+
+def load_style_images(paths: list[str]) -> tuple[list[str], list[np.ndarray]]:
+    """Decodes the style images (the built-in one when ``paths`` is empty).
+
+    Raises:
+      yoto_tf.data.ImageReadError: a file is missing or undecodable (names the file).
+    """
+    paths = list(paths) or [data.builtin_style_image_path()]
+    images = []
+    for path in paths:
+        image, note = data.load_image(path, return_note=True)
+        if note:
+            logging.info("Style image %s: %s", path, note)
+        images.append(image)
+    return paths, images
+
+
+def sweep_rows(network, images, num_styles: int) -> tuple[list, list[str]]:
+    """Rows of (caption, image) for lambda_sweep.png, and their labels."""
+    rows, labels = [], []
+    for name, image in images:
+        for style in range(num_styles):
+            cells = sweep(network, image, "strength", _SWEEP_POINTS, style_index=style)
+            rows.append([("input", image)] + cells)
+            labels.append(f"{name}, style {style}: strength (all style weights x factor)")
+    name, image = images[0]
+    for knob in ("content", "tv"):
+        rows.append([("input", image)] + sweep(network, image, knob, _SWEEP_POINTS))
+        labels.append(f"{name}, style 0: {knob} weight")
+    return rows, labels
+
+
+def make_task(style_images: list[np.ndarray], vgg_weights: str, eval_images) -> core.TrainTask:
+    space = style_transfer_loss_space()
+    num_styles = len(style_images)
+
+    def build_model():
+        network = build_transformer(
+            space, num_styles=num_styles, width_multiplier=FLAGS.width_multiplier,
+            conditioning_units=FLAGS.conditioning_units,
+        )
+        losses = StyleTransferLoss(
+            style_images, vgg=FLAGS.vgg, vgg_weights=vgg_weights, style_size=FLAGS.style_size
+        )
+        return StyleTransferModel(
+            network, losses, seed=FLAGS.seed, diagonal_fraction=FLAGS.diagonal_fraction
+        )
+
+    def make_dataset(batch_size, seed):
+        return training_dataset(
+            FLAGS.content, FLAGS.image_size, batch_size, num_styles=num_styles, seed=seed,
+            tfds_data_dir=FLAGS.tfds_data_dir,
+        )
+
+    def image_summaries(network, step):
+        name, image = eval_images[0]
+        small = grid.fit_longer_side(image, 128)
+        cells = sweep(network, small, "strength", _SWEEP_POINTS)
+        return {"strength_sweep": np.stack([cell for _, cell in cells])}
+
+    def export(network, model_dir):
+        rows, labels = sweep_rows(network, eval_images, num_styles)
+        path = os.path.join(model_dir, "lambda_sweep.png")
+        data.save_image(path, grid.labelled_grid(rows, labels))
+        logging.info("Wrote %s", path)
+
+    return core.TrainTask(
+        build_model, make_dataset, export=export, image_summaries=image_summaries,
+        name="style_transfer",
+    )
+
+
+def _write_settings(model_dir: str, style_paths: list[str], vgg_weights: str) -> None:
+    os.makedirs(model_dir, exist_ok=True)
+    settings = {
+        "style_images": [os.path.abspath(p) for p in style_paths],
+        "style_index_order": "position in style_images",
+        "content": FLAGS.content,
+        "image_size": FLAGS.image_size,
+        "style_size": FLAGS.style_size,
+        "width_multiplier": FLAGS.width_multiplier,
+        "conditioning_units": FLAGS.conditioning_units,
+        "vgg": FLAGS.vgg,
+        "vgg_weights": vgg_weights,
+        "diagonal_fraction": FLAGS.diagonal_fraction,
+        "loss_space": style_transfer_loss_space().get_config(),
+        "style_names": list(STYLE_NAMES),
+    }
+    with open(os.path.join(model_dir, "style_transfer.json"), "w") as f:
+        json.dump(settings, f, indent=2)
+
+
+def main(argv):
+    del argv
+    try:
+        style_paths, style_images = load_style_images(FLAGS.style_images)
+        source = data.parse_source(FLAGS.content)
+        if not isinstance(source, data.TfdsSource):
+            data.list_image_paths(source)  # fails early, naming the glob, when nothing matches
+        eval_images = [
+            (name, grid.fit_longer_side(image, FLAGS.sweep_size))
+            for name, image in data.eval_images(
+                source, max_images=_SWEEP_IMAGES, tfds_data_dir=FLAGS.tfds_data_dir
+            )
+        ]
+        vgg_weights = resolve_weights(FLAGS.vgg, FLAGS.vgg_weights)
+    except (ValueError, VGGWeightsUnavailableError) as error:  # ImageReadError is a ValueError
+        sys.exit(f"error: {error}")
+    logging.info(
+        "Style transfer: %d style(s) %s, content %s, %dx%d crops, VGG %s (%s weights).",
+        len(style_images), style_paths, FLAGS.content, FLAGS.image_size, FLAGS.image_size,
+        FLAGS.vgg, "random" if vgg_weights == "none" else vgg_weights,
+    )
+    if FLAGS.model_dir:
+        _write_settings(FLAGS.model_dir, style_paths, vgg_weights)
+    core.train_from_flags(make_task(style_images, vgg_weights, eval_images))
+
+
+if __name__ == "__main__":
+    FLAGS.set_default("model_dir", "runs/style_transfer")
+    FLAGS.set_default("steps", 300)
+    FLAGS.set_default("batch_size", 4)
+    app.run(main)

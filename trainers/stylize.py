@@ -1,0 +1,103 @@
+r"""Stylizes an image with a trained adjustable style-transfer model; every loss weight is a knob.
+
+  python -m trainers.stylize --model runs/style_transfer/model.keras \
+      --image photo.jpg --out styled.png --strength 3
+  python -m trainers.stylize --model M --image IN --out OUT \
+      --content_weight 2 --style_weights=0.05,0.1,0.1,0.5,1 --tv_weight 0.02
+  python -m trainers.stylize --model M --image IN --out grid.png --sweep strength
+
+Knobs (unset ones keep the model's defaults; ranges come from the model's LossSpace and are
+checked): ``--content_weight``, ``--style_weights`` (one per style layer, shallow to deep:
+fine texture to large patterns), ``--tv_weight``, and ``--strength``, a factor applied to all
+style weights together. ``--style_index`` picks the style of a multi-style model.
+``--sweep NAME`` writes a labelled grid along one knob (``strength`` or a coefficient name)
+instead of one image; the grid's images are downscaled to ``--sweep_size``.
+
+Any image size: up to ``--max_pixels`` (default 2**22, about 4 MP) in one pass, larger
+images in overlapping tiles (bounded memory; see yoto_tf/style_transfer/inference.py).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import keras
+from absl import app, flags, logging
+
+from yoto_tf import data
+from yoto_tf.layers import find_loss_space
+from yoto_tf.style_transfer import grid
+from yoto_tf.style_transfer.loss_space import lambda_from_values
+from yoto_tf.style_transfer.inference import stylize, sweep
+
+flags.DEFINE_string("model", None, "Trained model (.keras), e.g. runs/style_transfer/model.keras.")
+flags.DEFINE_string("image", None, "Content image to stylize.")
+flags.DEFINE_string("out", None, "Output image (.png, .jpg, ...).")
+flags.DEFINE_float("content_weight", None, "Content weight (default: the model's default).")
+flags.DEFINE_list("style_weights", None, "Comma-separated style weights, one per style layer.")
+flags.DEFINE_float("tv_weight", None, "Total-variation weight (smoothness).")
+flags.DEFINE_float("strength", None, "Multiplies every style weight (1 = unchanged).")
+flags.DEFINE_integer("style_index", 0, "Style of a multi-style model.", lower_bound=0)
+flags.DEFINE_string("sweep", None, "Write a grid along this knob: 'strength' or a coefficient name.")
+flags.DEFINE_integer("sweep_num", 5, "Number of values in a --sweep.", lower_bound=2)
+flags.DEFINE_integer("sweep_size", 384, "Longer side of the images of a --sweep grid.", lower_bound=8)
+flags.DEFINE_integer("max_pixels", None, "Tile images with more pixels (default 2**22).", lower_bound=1)
+flags.DEFINE_integer("tile_size", None, "Tile side in pixels (default 1024).", lower_bound=8)
+flags.DEFINE_integer("overlap", None, "Tile overlap in pixels (default 128).", lower_bound=0)
+flags.mark_flags_as_required(["model", "image", "out"])
+FLAGS = flags.FLAGS
+
+
+def _style_weights(values):
+    if values is None:
+        return None
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise ValueError(f"--style_weights must be numbers, got {','.join(values)!r}.") from None
+
+
+def _tiling_kwargs() -> dict:
+    names = {"max_pixels": FLAGS.max_pixels, "tile_size": FLAGS.tile_size, "overlap": FLAGS.overlap}
+    return {k: v for k, v in names.items() if v is not None}
+
+
+def run() -> str:
+    """Does the work of ``main``; returns a one-line summary. Raises ValueError on bad input."""
+    try:
+        network = keras.saving.load_model(FLAGS.model)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load model {FLAGS.model!r}: {error}") from None
+    space = find_loss_space(network)
+    lam = lambda_from_values(
+        space, content_weight=FLAGS.content_weight,
+        style_weights=_style_weights(FLAGS.style_weights), tv_weight=FLAGS.tv_weight,
+        strength=FLAGS.strength,
+    )
+    image = data.load_image(FLAGS.image)
+    start = time.perf_counter()
+    if FLAGS.sweep:
+        small = grid.fit_longer_side(image, FLAGS.sweep_size)
+        cells = sweep(network, small, FLAGS.sweep, FLAGS.sweep_num, base=lam,
+                      style_index=FLAGS.style_index, **_tiling_kwargs())
+        result = grid.labelled_grid([[("input", small)] + cells])
+    else:
+        result = stylize(network, image, lam, FLAGS.style_index, **_tiling_kwargs())
+    seconds = time.perf_counter() - start
+    data.save_image(FLAGS.out, result)
+    weights = ", ".join(f"{n}={v:.4g}" for n, v in zip(space.names, lam))
+    return (f"Wrote {FLAGS.out} ({result.shape[1]}x{result.shape[0]}) in {seconds:.1f} s; "
+            f"loss weights: {weights}.")
+
+
+def main(argv):
+    del argv
+    try:
+        logging.info("%s", run())
+    except ValueError as error:  # bad flag values, unreadable image/model (ImageReadError too)
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    app.run(main)
