@@ -15,14 +15,14 @@ are weighted by the evaluation lambda; a YOTO model is conditioned on the evalua
 
 The task metric is the objective at lambda, ``sum_i lambda_i * mean(L_i)`` (beta-VAE: the
 negative beta-ELBO; compression: the rate-distortion loss; lower is better), unless the
-task adapter defines another.
+task adapter defines another (style transfer: terms divided by fixed reference scales).
 
 Writes to ``--out_dir``:
   results.csv   one row per (model, evaluation lambda): ``RESULT_COLUMNS`` + term columns.
   summary.csv   one row per lambda: fixed model's metric, each YOTO's metric and ratio.
   timing.csv    training seconds per model and per approach.
-  yoto_vs_fixed.png  metric ratio YOTO / fixed at each lambda (with the tolerance band),
-                and the total training time of each approach.
+  yoto_vs_fixed.png  the metric of every approach at each lambda, the ratio YOTO / fixed
+                (with the --tolerance band), and the total training time of each approach.
 
 A task plugs in through a :class:`TaskAdapter` (see ``ADAPTERS``): how to build its model for a
 LossSpace (YOTO, or fixed at one lambda: same builder), its training data, its held-out

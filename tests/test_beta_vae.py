@@ -208,18 +208,24 @@ def test_trainer_cli_rejects_bad_beta_and_empty_folder_before_training(tmp_path)
 # ------------------------------------------------------------------------------ training
 @pytest.mark.slow
 def test_yoto_training_gives_less_kl_and_more_distortion_as_beta_rises(tmp_path):
+    # 16 px images: the reconstruction term is 4x smaller than at 32 px, so the range where a
+    # 400-step model uses its latents lies lower than the default [0.5, 512].
     keras.utils.set_random_seed(0)
-    vae = model.build_model(model.beta_loss_space(0.5, 512.0), image_size=16, seed=0)
+    vae = model.build_model(model.beta_loss_space(0.01, 10.0), image_size=16, seed=0)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     vae.fit(shapes.shapes_dataset(32, 16, seed=0), steps_per_epoch=400, epochs=1, verbose=0)
     images = shapes.shape_images(range(256), 16, split="test")[0]
-    betas = [0.5, 4.0, 32.0, 512.0]
+    betas = [0.01, 0.1, 1.0, 10.0]
     results = evaluation.evaluate_betas(vae.network, images, betas)
     kl = [r.kl for r in results]
     distortion = [r.reconstruction for r in results]
     assert all(a > b for a, b in zip(kl, kl[1:])), kl
-    assert kl[0] > 5 * kl[-1], kl
+    assert kl[0] > 2 * kl[-1], kl
     assert all(a < b for a, b in zip(distortion, distortion[1:])), distortion
+    # It learned more than the mean image (the distortion of a collapsed posterior).
+    mean_image = np.broadcast_to(images.mean(axis=0), images.shape)
+    collapsed = float(np.mean(np.sum((images - mean_image) ** 2, axis=(1, 2, 3)) / (2 * model.DECODER_STD**2)))
+    assert distortion[0] < 0.85 * collapsed, (distortion, collapsed)
     evaluation.plot_rate_distortion({"yoto": results}, str(tmp_path / "rd.png"))
     evaluation.save_grid(vae.network, images[:3], betas, str(tmp_path / "grid.png"), num_samples=2)
     assert os.path.getsize(tmp_path / "rd.png") > 1000 and os.path.getsize(tmp_path / "grid.png") > 1000
