@@ -12,7 +12,7 @@ from yoto_tf.layers._inputs import check_conditioning_shape, split_conditioned_i
 class FiLM(keras.layers.Layer):
     """``out = x * (1 + s(c)) + t(c)`` with per-example, per-channel ``s`` and ``t``.
 
-    ``[s, t] = c @ W + b`` is this layer's own Dense head on the conditioning (YOTO's
+    ``s = c @ W_s + b_s`` and ``t = c @ W_t + b_t`` are this layer's own Dense heads on the conditioning (YOTO's
     "separate small heads per block on a shared MLP over log(lambda)"). YOTO places FiLM
     after the last conv of each block, before the nonlinearity. With the default zero
     initializers the layer is exactly the identity at the start (YOTO's near-identity
@@ -20,8 +20,8 @@ class FiLM(keras.layers.Layer):
     the first update on.
 
     Args:
-      kernel_initializer, bias_initializer: initializers of W [d, 2C] and b [2C].
-      kernel_regularizer: optional regularizer of W.
+      kernel_initializer, bias_initializer: initializers of W_s, W_t [d, C] and b_s, b_t [C].
+      kernel_regularizer: optional regularizer of W_s and W_t.
 
     Call arguments:
       inputs: a pair ``(x, conditioning)``: x [B, C] or [B, H, W, C], conditioning [B, d].
@@ -47,19 +47,28 @@ class FiLM(keras.layers.Layer):
         check_conditioning_shape(self.name, x_shape, cond_shape, x_ranks=(2, 4))
         self._x_rank = len(x_shape)
         channels, d = x_shape[-1], cond_shape[-1]
-        self.channels = channels
-        self.kernel = self.add_weight(
-            name="kernel", shape=(d, 2 * channels),
+        # Separate scale and shift heads (rather than one [d, 2C] head sliced in two): the
+        # TFLite GPU delegate rejects the rank-2 slice the split would need.
+        self.scale_kernel = self.add_weight(
+            name="scale_kernel", shape=(d, channels),
             initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
         )
-        self.bias = self.add_weight(
-            name="bias", shape=(2 * channels,), initializer=self.bias_initializer
+        self.scale_bias = self.add_weight(
+            name="scale_bias", shape=(channels,), initializer=self.bias_initializer
+        )
+        self.shift_kernel = self.add_weight(
+            name="shift_kernel", shape=(d, channels),
+            initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+        )
+        self.shift_bias = self.add_weight(
+            name="shift_bias", shape=(channels,), initializer=self.bias_initializer
         )
 
     def call(self, inputs):
         x, cond = split_conditioned_inputs(self.name, inputs)
-        params = ops.matmul(ops.cast(cond, self.compute_dtype), self.kernel) + self.bias
-        scale, shift = params[:, : self.channels], params[:, self.channels :]
+        cond = ops.cast(cond, self.compute_dtype)
+        scale = ops.matmul(cond, self.scale_kernel) + self.scale_bias
+        shift = ops.matmul(cond, self.shift_kernel) + self.shift_bias
         if self._x_rank == 4:
             scale, shift = scale[:, None, None, :], shift[:, None, None, :]
         return x * (1.0 + scale) + shift
