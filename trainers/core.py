@@ -282,7 +282,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
         logging.info("Training %s from step %d to %d (%s strategy, %d replica(s)).",
                      task.name, start_step, cfg.steps, cfg.strategy, strategy.num_replicas_in_sync)
         model.fit(dataset, epochs=1, steps_per_epoch=cfg.steps - start_step,
-                  verbose=0, callbacks=[progress])
+                  verbose=0, shuffle=False, callbacks=[progress])
         if progress.diverged_at is not None:
             raise TrainingDivergedError(
                 f"The loss became NaN/inf at step {progress.diverged_at}; training stopped. "

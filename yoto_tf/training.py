@@ -114,6 +114,11 @@ class LossConditionalModel(keras.Model):
                 trainable=False, aggregation="mean",
             )
 
+    def build(self, input_shape=None):
+        # The wrapped network builds itself (functional, or on its first call); this
+        # wrapper has no weights of its own beyond those created in __init__.
+        self.built = True
+
     # ----------------------------------------------------------------- forward
     @staticmethod
     def _split(x):
