@@ -36,7 +36,7 @@ from yoto_tf.training import LossConditionalModel
 FLAGS = flags.FLAGS
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_LAMBDAS = (1e-4, 1e-2)  # a wide trade-off, so a briefly trained model already uses lambda
-HEADER_BITS = 8 * container.header_size(2, 3)
+HEADER_BITS = 8 * container.header_size(2, 2)
 
 
 def _small_model(space=None, seed=0):
@@ -236,9 +236,9 @@ def test_payload_damage_behind_a_valid_checksum_is_caught(untrained):
     """A file rewritten with a recomputed CRC (e.g. by a buggy tool) still fails cleanly."""
     codec, _ = untrained
     parsed = container.unpack(compress_image(codec, _photos()["coffee"], 1e-3))
-    z_data, y_data, escapes = parsed.payloads
-    for payloads in ((z_data, y_data[:-4], escapes), (z_data, y_data, escapes + b"\x05"),
-                     (z_data[:-1], y_data, escapes)):
+    stream, escapes = parsed.payloads
+    for payloads in ((stream[:-4], escapes), (stream, escapes + b"\x05"), (stream[:-1], escapes),
+                     (stream + bytes(4), escapes), (stream,)):
         forged = container.pack(container.CompressedImage(
             parsed.fingerprint, parsed.lam, parsed.height, parsed.width, payloads))
         with pytest.raises(CorruptFileError):

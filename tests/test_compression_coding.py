@@ -39,12 +39,11 @@ def test_coder_round_trip_with_escapes_and_rate_close_to_ideal():
     scales = entropy_models.scale_table()[ids]
     values = np.round(rng.normal(size=ids.size) * scales).astype(np.int64)
     values[[3, 50, 999]] = [10**6, -(10**9), coder.MAX_ABS_SYMBOL]  # far outside every table
-    data, escapes = coder.encode(values, ids, latent)
+    data, escapes = coder.encode([(values, ids, latent)])
     assert escapes == [10**6, -(10**9), coder.MAX_ABS_SYMBOL]
-    reader = coder.EscapeReader(coder.write_varints(escapes))
-    decoded = coder.decode(data, ids, latent, reader)
-    reader.check_consumed()
-    np.testing.assert_array_equal(decoded, values)
+    stream = coder.StreamDecoder(data, coder.write_varints(escapes))
+    np.testing.assert_array_equal(stream.decode(ids, latent), values)
+    stream.finish()
 
     inside = np.ones(values.size, bool)
     inside[[3, 50, 999]] = False
@@ -53,6 +52,18 @@ def test_coder_round_trip_with_escapes_and_rate_close_to_ideal():
         for v, s in zip(values[inside], scales[inside])
     )
     assert len(data) * 8 < ideal * 1.005 + 3 * 32 + 64  # escapes cost ~24 bits each
+
+
+def test_segments_share_one_stream_and_decode_in_order():
+    latent = tables.latent_tables()
+    first = (np.array([0, 1, -2, 40]), np.array([5, 5, 20, 1]), latent)
+    second = (np.array([7, -7, 3]), np.array([30, 30, 63]), latent)
+    data, escapes = coder.encode([first, second])
+    assert escapes == [40]  # 40 is far outside the table of scale index 1
+    stream = coder.StreamDecoder(data, coder.write_varints(escapes))
+    np.testing.assert_array_equal(stream.decode(first[1], latent), first[0])
+    np.testing.assert_array_equal(stream.decode(second[1], latent), second[0])
+    stream.finish()
 
 
 def test_varints_round_trip_and_reject_damage():
@@ -69,16 +80,22 @@ def test_varints_round_trip_and_reject_damage():
         reader.check_consumed()
 
 
-def test_decode_rejects_leftover_and_ragged_streams():
+def test_stream_decoder_rejects_leftover_ragged_and_invalid_streams():
     latent = tables.latent_tables()
     ids = np.full(100, 30)
-    data, _ = coder.encode(np.arange(100) % 5, ids, latent)
+    data, _ = coder.encode([(np.arange(100) % 5, ids, latent)])
     with pytest.raises(container.CorruptFileError, match="32-bit words"):
-        coder.decode(data[:-1], ids, latent, coder.EscapeReader(b""))
+        coder.StreamDecoder(data[:-1], b"")
+    stream = coder.StreamDecoder(data, b"")
+    stream.decode(ids[:50], latent)
     with pytest.raises(container.CorruptFileError, match="left over"):
-        coder.decode(data, ids[:50], latent, coder.EscapeReader(b""))
+        stream.finish()
     with pytest.raises(container.CorruptFileError, match="invalid"):  # ANS never ends in a 0 word
-        coder.decode(data + bytes(4), ids, latent, coder.EscapeReader(b""))
+        coder.StreamDecoder(data + bytes(4), b"")
+    stream = coder.StreamDecoder(data, b"\x01")
+    stream.decode(ids, latent)
+    with pytest.raises(container.CorruptFileError, match="unused bytes"):
+        stream.finish()
 
 
 # ------------------------------------------------------------------------ entropy models

@@ -145,12 +145,13 @@ class CompressionCodec:
     # ------------------------------------------------------------------ coding
     def encode(self, y_symbols, z_symbols, lam_vec, height, width) -> bytes:
         z_ids = np.broadcast_to(np.arange(z_symbols.shape[-1]), z_symbols.shape)
-        z_data, z_escapes = coder.encode(z_symbols, z_ids, self._hyperprior.tables)
         y_ids = self.scale_indices(z_symbols, lam_vec)
-        y_data, y_escapes = coder.encode(y_symbols, y_ids, self._latent_tables)
-        escapes = coder.write_varints(z_escapes + y_escapes)
+        stream, escapes = coder.encode([
+            (z_symbols, z_ids, self._hyperprior.tables),
+            (y_symbols, y_ids, self._latent_tables),
+        ])
         return container.pack(container.CompressedImage(
-            self.fingerprint, lam_vec, int(height), int(width), (z_data, y_data, escapes)
+            self.fingerprint, lam_vec, int(height), int(width), (stream, coder.write_varints(escapes))
         ))
 
     def decode(self, data: bytes):
@@ -162,8 +163,8 @@ class CompressionCodec:
                 f"the file was written by a different model (fingerprint {parsed.fingerprint.hex()}, "
                 f"this model is {self.fingerprint.hex()}); decode it with the model that wrote it"
             )
-        if len(parsed.payloads) != 3:
-            raise container.CorruptFileError(f"expected 3 payloads, the file has {len(parsed.payloads)}")
+        if len(parsed.payloads) != 2:
+            raise container.CorruptFileError(f"expected 2 payloads, the file has {len(parsed.payloads)}")
         try:
             lam_vec = self.loss_space.validate(parsed.lam)
         except ValueError as err:
@@ -173,12 +174,10 @@ class CompressionCodec:
         ph, pw = padded_size(height, width)
         n = self.network.num_filters
         z_shape = (1, ph // PAD_MULTIPLE, pw // PAD_MULTIPLE, n)
-        escapes = coder.EscapeReader(parsed.payloads[2])
-        z_ids = np.broadcast_to(np.arange(n), z_shape)
-        z_symbols = coder.decode(parsed.payloads[0], z_ids, self._hyperprior.tables, escapes)
-        y_ids = self.scale_indices(z_symbols, lam_vec)
-        y_symbols = coder.decode(parsed.payloads[1], y_ids, self._latent_tables, escapes)
-        escapes.check_consumed()
+        stream = coder.StreamDecoder(*parsed.payloads)
+        z_symbols = stream.decode(np.broadcast_to(np.arange(n), z_shape), self._hyperprior.tables)
+        y_symbols = stream.decode(self.scale_indices(z_symbols, lam_vec), self._latent_tables)
+        stream.finish()
         return y_symbols, z_symbols, lam_vec, height, width
 
 

@@ -7,9 +7,9 @@ written verbatim (zigzag varints) in a separate escape stream, so any integer co
 losslessly. Encoder and decoder build the tables from the same float64 probabilities with
 the same integer arithmetic, so the coder sees identical integers on both sides.
 
-:func:`encode` / :func:`decode` code a flat array of symbols, each with the index of the
-table it uses; symbols are grouped by table (one constriction call per table), in table
-order and, within a table, in array order.
+:func:`encode` / :class:`StreamDecoder` code segments of integers, each integer with the
+index of the table it uses, into one ANS stream; within a segment, symbols are grouped by
+table (one constriction call per table), in table order and, within a table, in array order.
 """
 
 from __future__ import annotations
@@ -72,66 +72,80 @@ def make_table(pmf: np.ndarray, offset: int, precision: int = PRECISION) -> Codi
     return CodingTable(int(offset), freqs)
 
 
-def encode(values: np.ndarray, table_ids: np.ndarray, tables: list[CodingTable]) -> tuple[bytes, list[int]]:
-    """Codes integer ``values`` [n], value ``i`` with ``tables[table_ids[i]]``.
+def encode(segments) -> tuple[bytes, list[int]]:
+    """Codes segments of integers into ONE ANS stream (one stream's overhead, not several).
+
+    Args:
+      segments: ``[(values [n], table_ids [n], tables), ...]``; value ``i`` of a segment is
+        coded with ``tables[table_ids[i]]``. A decoder reads the segments in this order, so a
+        later segment's tables may depend on an earlier segment's values.
 
     Returns:
-      (the ANS stream as bytes (little-endian 32-bit words), the escaped values in
-      decoding order).
+      (the stream as bytes (little-endian 32-bit words), the escaped values in decoding order).
     """
-    values = np.asarray(values, dtype=np.int64).ravel()
-    table_ids = np.asarray(table_ids, dtype=np.int64).ravel()
-    if values.shape != table_ids.shape:
-        raise ValueError(f"values {values.shape} and table_ids {table_ids.shape} differ in size")
-    if values.size and np.abs(values).max() > MAX_ABS_SYMBOL:
-        raise ValueError(f"cannot code integers beyond +-{MAX_ABS_SYMBOL}")
     groups = []
     escapes = []
-    for table_id in np.unique(table_ids):
-        table = tables[table_id]
-        group = values[table_ids == table_id]
-        symbols = group - table.offset
-        outside = (symbols < 0) | (symbols >= table.escape)
-        escapes.extend(int(v) for v in group[outside])
-        symbols[outside] = table.escape
-        groups.append((symbols.astype(np.int32), table.model))
+    for values, table_ids, tables in segments:
+        values = np.asarray(values, dtype=np.int64).ravel()
+        table_ids = np.asarray(table_ids, dtype=np.int64).ravel()
+        if values.shape != table_ids.shape:
+            raise ValueError(f"values {values.shape} and table_ids {table_ids.shape} differ in size")
+        if values.size and np.abs(values).max() > MAX_ABS_SYMBOL:
+            raise ValueError(f"cannot code integers beyond +-{MAX_ABS_SYMBOL}")
+        for table_id in np.unique(table_ids):
+            table = tables[table_id]
+            group = values[table_ids == table_id]
+            symbols = group - table.offset
+            outside = (symbols < 0) | (symbols >= table.escape)
+            escapes.extend(int(v) for v in group[outside])
+            symbols[outside] = table.escape
+            groups.append((symbols.astype(np.int32), table.model))
     coder = constriction.stream.stack.AnsCoder()
     for symbols, model in reversed(groups):  # a stack: the decoder pops the first group first
         coder.encode_reverse(symbols, model)
     return coder.get_compressed().astype("<u4").tobytes(), escapes
 
 
-def decode(data: bytes, table_ids: np.ndarray, tables: list[CodingTable], escapes: "EscapeReader") -> np.ndarray:
-    """Inverse of :func:`encode`: returns int64 values shaped like ``table_ids``.
+class StreamDecoder:
+    """Reads the segments of :func:`encode` back, one :meth:`decode` call per segment.
 
-    Raises:
-      CorruptFileError: the stream length is not a whole number of words, constriction
-        rejects the stream, the stream holds more bits than the symbols need, or the escape
-        stream runs out.
+    Raises (from every method): CorruptFileError when the stream is not a whole number of
+    32-bit words, constriction rejects it, the escape stream runs out or has bytes left, or
+    the ANS stream holds more data than the symbols need (:meth:`finish`).
     """
-    if len(data) % 4:
-        raise CorruptFileError(f"entropy-coded payload of {len(data)} bytes is not a whole number of 32-bit words")
-    table_ids = np.asarray(table_ids, dtype=np.int64)
-    flat_ids = table_ids.ravel()
-    values = np.empty(flat_ids.shape, np.int64)
-    try:
-        coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    except ValueError as err:  # e.g. "ANS compressed data never ends in a zero word"
-        raise CorruptFileError(f"entropy-coded payload is invalid: {err}") from None
-    for table_id in np.unique(flat_ids):
-        table = tables[table_id]
-        where = flat_ids == table_id
+
+    def __init__(self, data: bytes, escapes: bytes):
+        if len(data) % 4:
+            raise CorruptFileError(f"entropy-coded payload of {len(data)} bytes is not a whole number of 32-bit words")
         try:
-            symbols = np.asarray(coder.decode(table.model, int(where.sum())), dtype=np.int64)
-        except ValueError as err:
+            self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        except ValueError as err:  # e.g. "ANS compressed data never ends in a zero word"
             raise CorruptFileError(f"entropy-coded payload is invalid: {err}") from None
-        group = symbols + table.offset
-        escaped = symbols == table.escape
-        group[escaped] = escapes.read(int(escaped.sum()))
-        values[where] = group
-    if not coder.is_empty():
-        raise CorruptFileError("entropy-coded payload has data left over after the last symbol")
-    return values.reshape(table_ids.shape)
+        self._escapes = EscapeReader(escapes)
+
+    def decode(self, table_ids: np.ndarray, tables: list[CodingTable]) -> np.ndarray:
+        """The next segment: int64 values shaped like ``table_ids``."""
+        table_ids = np.asarray(table_ids, dtype=np.int64)
+        flat_ids = table_ids.ravel()
+        values = np.empty(flat_ids.shape, np.int64)
+        for table_id in np.unique(flat_ids):
+            table = tables[table_id]
+            where = flat_ids == table_id
+            try:
+                symbols = np.asarray(self._coder.decode(table.model, int(where.sum())), dtype=np.int64)
+            except ValueError as err:
+                raise CorruptFileError(f"entropy-coded payload is invalid: {err}") from None
+            group = symbols + table.offset
+            escaped = symbols == table.escape
+            group[escaped] = self._escapes.read(int(escaped.sum()))
+            values[where] = group
+        return values.reshape(table_ids.shape)
+
+    def finish(self) -> None:
+        """Checks that both streams were consumed exactly."""
+        if not self._coder.is_empty():
+            raise CorruptFileError("entropy-coded payload has data left over after the last symbol")
+        self._escapes.check_consumed()
 
 
 def write_varints(values: list[int]) -> bytes:
