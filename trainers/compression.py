@@ -197,8 +197,10 @@ def compress() -> None:
     height, width = image.shape[:2]
     start = time.perf_counter()
     try:
+        result = None
         if chosen[0] == "lambda":
-            payload, lam, result = codec_lib.compress_image(codec, image, getattr(FLAGS, "lambda")), getattr(FLAGS, "lambda"), None
+            lam = getattr(FLAGS, "lambda")  # `lambda` is a Python keyword
+            payload = codec_lib.compress_image(codec, image, lam)
         else:
             target = (FLAGS.target_bytes if chosen[0] == "target_bytes"
                       else rate_control.target_bytes_for_bpp(FLAGS.target_bpp, height, width))
