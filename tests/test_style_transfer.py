@@ -112,6 +112,18 @@ def test_width_multiplier_scales_channels(space):
     assert [c.filters for c in convs] == [16, 32, 64] + [64] * 10 + [32, 16, 3]
 
 
+def test_unconditioned_baseline_has_the_same_convolutions(space):
+    plain = build_transformer(space, width_multiplier=0.5, conditioned=False)
+    conditioned = build_transformer(space, width_multiplier=0.5)
+    assert [t.name for t in plain.inputs] == ["image"]
+    assert not any(isinstance(l, (ConditioningNetwork, ConditionalInstanceNormalization))
+                   for l in plain.layers)
+    kernels = lambda m: [l.kernel.shape for l in m.layers if isinstance(l, keras.layers.Conv2D)]
+    assert kernels(plain) == kernels(conditioned)
+    out = plain(np.random.default_rng(0).random((1, 21, 30, 3), np.float32))
+    assert tuple(out.shape) == (1, 21, 30, 3)
+
+
 def test_lambda_changes_the_output(space):
     network = build_transformer(space, width_multiplier=0.25)
     _randomize_conditioning(network)

@@ -6,7 +6,7 @@ r"""Trains an adjustable (lambda-conditioned) style-transfer network.
       --width_multiplier=1 --vgg_weights=imagenet --model_dir=runs/starry_wave
 
 With no flags it trains a small model (64x64 crops of scikit-image's bundled photos,
-width 0.5, batch 4, 300 steps) on the built-in style (scikit-image's ``ihc.png``) and
+width 0.5, batch 4, 300 steps, Adam 2e-3) on the built-in style (scikit-image's ``ihc.png``) and
 writes ``runs/style_transfer``. Real quality needs the ImageNet VGG weights, 256^2 crops, a
 full-width network and tens of thousands of steps (a GPU).
 
@@ -188,4 +188,5 @@ if __name__ == "__main__":
     FLAGS.set_default("model_dir", "runs/style_transfer")
     FLAGS.set_default("steps", 300)
     FLAGS.set_default("batch_size", 4)
+    FLAGS.set_default("learning_rate", 2e-3)
     app.run(main)

@@ -22,7 +22,8 @@ class StyleTransferModel(LossConditionalModel):
     Batches are ``{"inputs": {"image": float32 [B, H, W, 3] in [0, 1], "style_index":
     int32 [B]}}`` (``style_index`` only for multi-style networks), optionally with
     ``"lambda": [B, k]`` to fix the weighting. Every loss term is divided by its running
-    mean (``normalize_terms=True``), so lambda holds relative weights.
+    mean (``normalize_terms=True``), so lambda holds relative weights, and each example's
+    weights are rescaled to a constant sum before weighting (only their ratios matter).
 
     Lambda sampling: every coefficient keeps its LossSpace distribution (log-uniform over
     its range), but for a fraction ``diagonal_fraction`` of the examples the five style
@@ -36,11 +37,13 @@ class StyleTransferModel(LossConditionalModel):
       seed: seed of the lambda sampler.
       ema_decay: decay of the running means of the loss terms.
       diagonal_fraction: share of examples whose style weights move together.
+      normalize_weight_sum: weight each example's loss terms with lambda rescaled to a
+        constant sum (see :meth:`rescale_weights`); the network still sees the raw lambda.
     """
 
     def __init__(
         self, network, losses: StyleTransferLoss, seed=None, ema_decay=0.99,
-        diagonal_fraction=0.5, **kwargs,
+        diagonal_fraction=0.5, normalize_weight_sum=True, **kwargs,
     ):
         super().__init__(
             network, losses, normalize_terms=True, ema_decay=ema_decay, seed=seed, **kwargs
@@ -48,6 +51,7 @@ class StyleTransferModel(LossConditionalModel):
         if not 0.0 <= diagonal_fraction <= 1.0:
             raise ValueError(f"diagonal_fraction must be in [0, 1], got {diagonal_fraction}.")
         self.diagonal_fraction = float(diagonal_fraction)
+        self.normalize_weight_sum = bool(normalize_weight_sum)
         self._style_columns = np.isin(self.loss_space.names, style_names(self.loss_space))
 
     def sample_lambda(self, batch_size):
@@ -68,7 +72,22 @@ class StyleTransferModel(LossConditionalModel):
             lam = self.sample_lambda(ops.shape(inputs[IMAGE_INPUT])[0])
         if training:
             inputs = {**inputs, IMAGE_INPUT: self.dither(inputs[IMAGE_INPUT])}
-        return super().call({"inputs": inputs, "lambda": lam}, training=training)
+        result = super().call({"inputs": inputs, "lambda": lam}, training=training)
+        if self.normalize_weight_sum:
+            # The network saw the raw lambda; the loss uses the rescaled weights.
+            result = {**result, "lambda": self.rescale_weights(result["lambda"])}
+        return result
+
+    def rescale_weights(self, lam):
+        """lambda [B, k] scaled per example so its sum equals the default lambda's sum.
+
+        Only the ratios of the weights decide an example's optimum; without this, examples
+        whose weights are all large (e.g. content 10 with strength 10) would dominate every
+        batch's gradient and those with small weights would barely train (YOTO suggests
+        the same kind of normalization, by the geometric mean).
+        """
+        target = float(np.sum(self.loss_space.default()))
+        return lam * (target / ops.sum(lam, axis=-1, keepdims=True))
 
     def dither(self, images):
         """Adds uniform noise of +-half a grey level (8-bit), clipped to [0, 1].

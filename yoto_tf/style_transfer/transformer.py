@@ -132,6 +132,37 @@ class StyleOneHot(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class InstanceNormalization(keras.layers.Layer):
+    """Instance normalization with fixed learned per-channel gamma/beta: the arithmetic of
+    ConditionalInstanceNormalization without conditioning (the unconditioned baseline).
+
+    Call arguments:
+      x: [B, H, W, C].
+
+    Returns:
+      [B, H, W, C].
+    """
+
+    def __init__(self, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(name="gamma", shape=(input_shape[-1],), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(input_shape[-1],), initializer="zeros")
+
+    def call(self, x):
+        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+        multiplier = ops.rsqrt(variance + self.epsilon) * self.gamma
+        return x * multiplier + (self.beta - mean * multiplier)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(epsilon=self.epsilon)
+        return config
+
+
 def _channels(base: int, width_multiplier: float) -> int:
     return max(1, int(round(base * width_multiplier)))
 
@@ -189,7 +220,7 @@ def build_transformer(
 
     def norm(x, label):
         if cond is None:
-            return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"{label}_in")(x)
+            return InstanceNormalization(name=f"{label}_in")(x)
         return ConditionalInstanceNormalization(name=f"{label}_cin")([x, cond])
 
     def conv(x, filters, kernel, label, strides=1):
