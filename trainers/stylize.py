@@ -13,8 +13,9 @@ style weights together. ``--style_index`` picks the style of a multi-style model
 ``--sweep NAME`` writes a labelled grid along one knob (``strength`` or a coefficient name)
 instead of one image; the grid's images are downscaled to ``--sweep_size``.
 
-Any image size: up to ``--max_pixels`` (default 2**22, about 4 MP) in one pass, larger
-images in overlapping tiles (bounded memory; see yoto_tf/style_transfer/inference.py).
+Any image size: up to ``--max_pixels`` (default 2**21, about 2 MP, ~1.7 GB at width 1) in one
+pass, larger images in overlapping tiles (bounded memory; see
+yoto_tf/style_transfer/inference.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ flags.DEFINE_integer("style_index", 0, "Style of a multi-style model.", lower_bo
 flags.DEFINE_string("sweep", None, "Write a grid along this knob: 'strength' or a coefficient name.")
 flags.DEFINE_integer("sweep_num", 5, "Number of values in a --sweep.", lower_bound=2)
 flags.DEFINE_integer("sweep_size", 384, "Longer side of the images of a --sweep grid.", lower_bound=8)
-flags.DEFINE_integer("max_pixels", None, "Tile images with more pixels (default 2**22).", lower_bound=1)
+flags.DEFINE_integer("max_pixels", None, "Tile images with more pixels (default 2**21).", lower_bound=1)
 flags.DEFINE_integer("tile_size", None, "Tile side in pixels (default 1024).", lower_bound=8)
 flags.DEFINE_integer("overlap", None, "Tile overlap in pixels (default 128).", lower_bound=0)
 flags.mark_flags_as_required(["model", "image", "out"])
