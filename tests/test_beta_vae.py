@@ -209,13 +209,14 @@ def test_trainer_cli_rejects_bad_beta_and_empty_folder_before_training(tmp_path)
 @pytest.mark.slow
 def test_yoto_training_gives_less_kl_and_more_distortion_as_beta_rises(tmp_path):
     # 16 px images: the reconstruction term is 4x smaller than at 32 px, so the range where a
-    # 400-step model uses its latents lies lower than the default [0.5, 512].
+    # 400-step model trades distortion for rate lies lower than the default [0.5, 512]
+    # (below beta ~ 0.1 its distortion no longer moves measurably with beta).
     keras.utils.set_random_seed(0)
-    vae = model.build_model(model.beta_loss_space(0.01, 10.0), image_size=16, seed=0)
+    vae = model.build_model(model.beta_loss_space(0.1, 100.0), image_size=16, seed=0)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     vae.fit(shapes.shapes_dataset(32, 16, seed=0), steps_per_epoch=400, epochs=1, verbose=0)
     images = shapes.shape_images(range(256), 16, split="test")[0]
-    betas = [0.01, 0.1, 1.0, 10.0]
+    betas = [0.1, 1.0, 10.0, 100.0]
     results = evaluation.evaluate_betas(vae.network, images, betas)
     kl = [r.kl for r in results]
     distortion = [r.reconstruction for r in results]
