@@ -1,6 +1,6 @@
 r"""Cost of lambda conditioning: a conv net with CIN + FiLM vs the same net without.
 
-  python benchmarks/conditioning_overhead.py [--image_size 256 --batch_size 8 --repeats 7]
+  python -m benchmarks.conditioning_overhead [--image_size 256 --batch_size 8 --repeats 7]
 
 Both networks: reflect-padded 3x3 convs (3 -> 32 -> 64/2 -> 64 -> 64, x2 nearest upsample,
 -> 3) with a normalization after each hidden conv. "Conditioned": every normalization is
