@@ -86,3 +86,25 @@ def test_train_rejects_bad_flags_with_a_message(tmp_path, capsys, flag_values, m
         _train(model_dir=str(tmp_path / "bad"), steps=1, **flag_values)
     assert exit_info.value.code == 1
     assert message in capsys.readouterr().err
+
+
+def test_training_flags_reach_the_model_and_the_optimizer(tmp_path):
+    import keras
+
+    from yoto_tf.compression.training import CompressionTrainingModel
+
+    spec = _write_folder(str(tmp_path / "images"))
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(**TINY, train_data=spec, learning_rate_drop_step=10,
+                             learning_rate_drop_factor=0.25):
+        task = cli.make_task()
+        model = task.build_model()
+        optimizer = task.optimizer(1e-3)
+    assert isinstance(model, CompressionTrainingModel) and model.geometric_mean_weights
+    schedule = optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
+    assert float(schedule(5)) == pytest.approx(1e-3) and float(schedule(10)) == pytest.approx(1e-3)
+    assert float(schedule(11)) == pytest.approx(2.5e-4)
+    with flagsaver.flagsaver(**TINY, train_data=spec, geometric_mean_weights=False):
+        assert not cli.make_task().build_model().geometric_mean_weights

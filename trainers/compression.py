@@ -30,7 +30,7 @@ from yoto_tf import data
 from yoto_tf.compression import codec as codec_lib
 from yoto_tf.compression import model as model_lib
 from yoto_tf.compression import rate_control
-from yoto_tf.training import LossConditionalModel
+from yoto_tf.compression.training import CompressionTrainingModel
 
 SUBCOMMANDS = ("train", "compress", "decompress")
 
@@ -44,6 +44,13 @@ flags.DEFINE_integer("num_filters", 128, "N: channels of the hidden layers and o
 flags.DEFINE_integer("num_latent", 192, "M: channels of the latent y.", lower_bound=1)
 flags.DEFINE_integer("conditioning_units", 256, "Width of the lambda-conditioning MLP.", lower_bound=1)
 flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).", lower_bound=0.0)
+flags.DEFINE_bool("geometric_mean_weights", True,
+                  "Divide each example's loss weights by their geometric mean sqrt(lambda), so "
+                  "high-lambda examples do not dominate the gradient (see yoto_tf/compression/training.py).")
+flags.DEFINE_integer("learning_rate_drop_step", 0,
+                     "From this step on, train at --learning_rate * --learning_rate_drop_factor (0 = never).",
+                     lower_bound=0)
+flags.DEFINE_float("learning_rate_drop_factor", 0.1, "See --learning_rate_drop_step.", lower_bound=0.0)
 # compress / decompress
 flags.DEFINE_string("model", None, "compress/decompress: the trained model.keras.")
 flags.DEFINE_string("input", None, "compress: image file; decompress: compressed file.")
@@ -90,7 +97,8 @@ def make_task() -> core.TrainTask:
         network = model_lib.CompressionModel(
             space, FLAGS.num_filters, FLAGS.num_latent, FLAGS.conditioning_units, seed=FLAGS.seed
         )
-        return LossConditionalModel(network, model_lib.rate_distortion_terms, loss_space=space, seed=FLAGS.seed)
+        return CompressionTrainingModel(network, loss_space=space, seed=FLAGS.seed,
+                                        geometric_mean_weights=FLAGS.geometric_mean_weights)
 
     def make_dataset(batch_size, seed):
         return data.image_dataset(FLAGS.train_data, FLAGS.patch_size, batch_size, seed=seed,
@@ -100,6 +108,10 @@ def make_task() -> core.TrainTask:
         import keras  # pylint: disable=import-outside-toplevel
 
         clip = FLAGS.clip_norm or None
+        if FLAGS.learning_rate_drop_step:
+            learning_rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+                [FLAGS.learning_rate_drop_step],
+                [learning_rate, learning_rate * FLAGS.learning_rate_drop_factor])
         return keras.optimizers.Adam(learning_rate, global_clipnorm=clip)
 
     eval_batch = []  # drawn at the first summary (the strategy must be set up first)
