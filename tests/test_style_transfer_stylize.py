@@ -13,10 +13,11 @@ from PIL import Image
 from yoto_tf import ConditionalInstanceNormalization
 from yoto_tf.style_transfer import inference as st
 from yoto_tf.style_transfer.grid import labelled_grid
-from yoto_tf.style_transfer.loss_space import style_transfer_loss_space, with_strength
+from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
 from yoto_tf.style_transfer.transformer import build_transformer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_LAMBDA = style_transfer_loss_space().default()
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +42,14 @@ def model_path(network, tmp_path_factory):
 
 def test_stylize_keeps_size_and_range(network):
     image = skimage.data.chelsea()[:61, :83]
-    out = st.stylize(network, image, network_default(network))
+    out = st.stylize(network, image, DEFAULT_LAMBDA)
     assert out.shape == (61, 83, 3) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
 
 
-def network_default(network):
-    from yoto_tf import find_loss_space
-
-    return find_loss_space(network).default()
-
-
 def test_bad_inputs_are_explained(network):
     image = skimage.data.chelsea()[:32, :32]
-    lam = network_default(network)
+    lam = DEFAULT_LAMBDA
     too_strong = lam.copy()
     too_strong[1] = 50.0
     with pytest.raises(ValueError, match=r"'style_block1' = 50 is outside its allowed range \[0.01, 1\]"):
@@ -79,7 +74,7 @@ def test_tiles_blend_seamlessly(network):
     # A flat image gives every tile the same flat output, so any seam or blending-weight
     # error would show as a difference from the one-pass result.
     flat = np.full((150, 170, 3), 0.4, np.float32)
-    lam = network_default(network)
+    lam = DEFAULT_LAMBDA
     whole = st.stylize(network, flat, lam)
     tiled = st.stylize(network, flat, lam, max_pixels=1000, tile_size=64, overlap=16)
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
@@ -96,7 +91,7 @@ def test_large_image_is_tiled_within_the_tile_budget(network, monkeypatch):
         return run(net, images, lam, style_index)
 
     monkeypatch.setattr(st, "_run", recording_run)
-    out = st.stylize(network, image, network_default(network), max_pixels=2**20)
+    out = st.stylize(network, image, DEFAULT_LAMBDA, max_pixels=2**20)
     assert out.shape == (1500, 2000, 3) and np.isfinite(out).all()
     assert len(calls) == 6  # 2 x 3 tiles of at most 1024 x 1024
     assert all(h <= st.DEFAULT_TILE_SIZE and w <= st.DEFAULT_TILE_SIZE for h, w in calls)
