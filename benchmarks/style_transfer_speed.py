@@ -1,6 +1,6 @@
 r"""Speed of the adjustable style-transfer network, with and without lambda conditioning.
 
-  python benchmarks/style_transfer_speed.py [--width_multiplier 1 --repeats 5 --threads 0]
+  python -m benchmarks.style_transfer_speed [--width_multiplier 1 --repeats 5 --threads 0]
 
 Measures on this machine:
 
