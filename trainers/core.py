@@ -307,6 +307,9 @@ def save_keras_atomically(model: keras.Model, path: str) -> None:
     os.close(fd)
     try:
         model.save(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give it a normal file's mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

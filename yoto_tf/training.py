@@ -139,12 +139,20 @@ class LossConditionalModel(keras.Model):
         inputs, lam = self._split(x)
         if lam is None:
             first = next(t for t in keras.tree.flatten(inputs) if t is not None)
-            lam = self.loss_space.from_uniform(self._uniform_noise(ops.shape(first)[0]))
+            lam = self.sample_lambda(ops.shape(first)[0])
         lam = ops.cast(lam, "float32")
         outputs = self.call_network(inputs, lam, training=training)
         return {"outputs": outputs, "lambda": lam}
 
-    def _uniform_noise(self, batch_size):
+    def sample_lambda(self, batch_size):
+        """The training lambdas [B, k]: the LossSpace's distribution, one draw per example.
+
+        Override to change the sampling (e.g. tie some coefficients together); build it on
+        :meth:`uniform_noise` so replicas keep drawing different values.
+        """
+        return self.loss_space.from_uniform(self.uniform_noise(batch_size))
+
+    def uniform_noise(self, batch_size):
         """[B, k] uniform noise for the lambda sampler, different on every replica (a
         plain SeedGenerator would give every replica of a tf.distribute strategy the same
         lambdas)."""

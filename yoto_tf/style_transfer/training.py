@@ -61,8 +61,8 @@ class StyleTransferModel(LossConditionalModel):
         every marginal keeps its distribution. The noise comes from the engine's sampler,
         which draws differently on every replica of a tf.distribute strategy.
         """
-        noise = self._uniform_noise(batch_size)  # [B, k]
-        extra = self._uniform_noise(batch_size)  # [B, k]: column 0 the shared draw
+        noise = self.uniform_noise(batch_size)  # [B, k]
+        extra = self.uniform_noise(batch_size)  # [B, k]: column 0 the shared draw
         tie = ops.logical_and(extra[:, 1:2] < self.diagonal_fraction, self._style_columns)
         return self.loss_space.from_uniform(ops.where(tie, extra[:, :1], noise))
 
