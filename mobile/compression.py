@@ -132,12 +132,8 @@ def convert_compression(
     """Exports both transforms in every variant (see the module docstring); raises
     ParityError at the end if any variant of either failed (unless not
     ``require_parity``)."""
-    pipeline.check_variants(variants)
-    results = []
-    for target in compression_targets(model, name=name, **target_options):
-        results += pipeline.convert_target(
-            target, out_dir, variants, tolerances, source_model, log
-        )
-    if require_parity:
-        pipeline.raise_failures(results)
-    return results
+    pipeline.check_variants(variants)  # before the (slow) calibration data is built
+    targets = compression_targets(model, name=name, **target_options)
+    return pipeline.convert_targets(
+        targets, out_dir, variants, tolerances, source_model, require_parity, log
+    )

@@ -108,12 +108,11 @@ def convert_model(
       parity.ParityError: after all variants were tried, if any failed its tolerance
         (the passing ones are written) and ``require_parity``.
     """
-    pipeline.check_variants(variants)
+    pipeline.check_variants(variants)  # before the (slow) calibration data is built
     target = style_target(model, name=name, **target_options)
-    results = pipeline.convert_target(target, out_dir, variants, tolerances, source_model, log)
-    if require_parity:
-        pipeline.raise_failures(results)
-    return results
+    return pipeline.convert_targets(
+        [target], out_dir, variants, tolerances, source_model, require_parity, log
+    )
 
 
 FLAGS = flags.FLAGS

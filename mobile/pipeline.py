@@ -163,6 +163,25 @@ def convert_target(
     return results
 
 
+def convert_targets(
+    targets: Sequence[ExportTarget],
+    out_dir: str,
+    variants: Sequence[str],
+    tolerances: Mapping[str, float] | None = None,
+    source_model: str | None = None,
+    require_parity: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[ConvertedVariant]:
+    """:func:`convert_target` for every target; then, with ``require_parity``, one
+    ParityError naming every variant (of any target) that failed its tolerance."""
+    results = []
+    for target in targets:
+        results += convert_target(target, out_dir, variants, tolerances, source_model, log)
+    if require_parity:
+        raise_failures(results)
+    return results
+
+
 def raise_failures(results: Sequence[ConvertedVariant]) -> None:
     """Raises one ParityError naming every variant that failed its tolerance."""
     messages = []
