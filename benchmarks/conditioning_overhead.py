@@ -24,12 +24,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from keras import ops
 
 from yoto_tf import (
     Coefficient, ConditionalInstanceNormalization, ConditioningNetwork, FiLM, LossSpace,
     NearestUpsampling2D, ReflectionPadding2D,
 )
+from yoto_tf.layers import InstanceNormalization
 
 flags.DEFINE_integer("image_size", 256, "Input height and width.")
 flags.DEFINE_integer("batch_size", 8, "Batch size.")
@@ -40,20 +40,6 @@ FLAGS = flags.FLAGS
 SPACE = LossSpace([Coefficient("content", 0.1, 10.0)] + [
     Coefficient(f"style_{i}", 1e-2, 1e2) for i in range(5)
 ])
-
-
-class PlainInstanceNorm(keras.layers.Layer):
-    """Instance norm with the same arithmetic as ConditionalInstanceNormalization, but
-    fixed per-channel gamma/beta (the unconditioned baseline)."""
-
-    def build(self, shape):
-        self.gamma = self.add_weight(shape=(shape[-1],), initializer="ones")
-        self.beta = self.add_weight(shape=(shape[-1],), initializer="zeros")
-
-    def call(self, x):
-        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
-        multiplier = ops.rsqrt(variance + 1e-5) * self.gamma
-        return x * multiplier + (self.beta - mean * multiplier)
 
 
 def build(kind: str) -> keras.Model:
@@ -67,7 +53,7 @@ def build(kind: str) -> keras.Model:
         if kind == "cin":
             h = ConditionalInstanceNormalization()([h, emb])
         elif kind == "plain_in":
-            h = PlainInstanceNorm()(h)
+            h = InstanceNormalization()(h)
         elif kind == "film":
             h = FiLM()([h, emb])
         h = keras.layers.ReLU()(h)

@@ -3,6 +3,7 @@ import pytest
 import keras
 from keras import ops
 
+from yoto_tf.layers import InstanceNormalization
 from yoto_tf import (
     Coefficient,
     ConditionalInstanceNormalization,
@@ -139,6 +140,7 @@ def test_keras_round_trip_gives_identical_outputs(tmp_path):
     "layer",
     [
         ConditionalInstanceNormalization(epsilon=1e-3, center=False),
+        InstanceNormalization(epsilon=1e-3),
         FiLM(),
         GDN(inverse=True, beta_min=1e-4),
         NearestUpsampling2D(3),

@@ -3,7 +3,7 @@
 from yoto_tf.layers.conditioning import ConditioningNetwork, find_loss_space
 from yoto_tf.layers.film import FiLM
 from yoto_tf.layers.gdn import GDN
-from yoto_tf.layers.normalization import ConditionalInstanceNormalization
+from yoto_tf.layers.normalization import ConditionalInstanceNormalization, InstanceNormalization
 from yoto_tf.layers.spatial import NearestUpsampling2D, ReflectionPadding2D
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "ConditioningNetwork",
     "FiLM",
     "GDN",
+    "InstanceNormalization",
     "NearestUpsampling2D",
     "ReflectionPadding2D",
     "find_loss_space",

@@ -116,3 +116,35 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
             gamma_regularizer=keras.regularizers.serialize(self.gamma_regularizer),
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class InstanceNormalization(keras.layers.Layer):
+    """Instance normalization with fixed learned per-channel gamma/beta: the arithmetic of
+    ConditionalInstanceNormalization without conditioning (the unconditioned baseline the
+    conditioned networks are compared with).
+
+    Call arguments:
+      x: [B, H, W, C].
+
+    Returns:
+      [B, H, W, C].
+    """
+
+    def __init__(self, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(name="gamma", shape=(input_shape[-1],), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(input_shape[-1],), initializer="zeros")
+
+    def call(self, x):
+        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+        multiplier = ops.rsqrt(variance + self.epsilon) * self.gamma
+        return x * multiplier + (self.beta - mean * multiplier)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(epsilon=self.epsilon)
+        return config
