@@ -173,7 +173,6 @@ class _Progress(keras.callbacks.Callback):
         super().__init__()
         self.task, self.cfg = task, cfg
         self.step = start_step
-        self.start_step = start_step
         self.manager = manager
         self.writer = writer
         self.diverged_at = None
@@ -252,7 +251,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
         model.compile(optimizer=optimizer)
 
     # Variables must exist before restoring: build the model and optimizer on one batch.
-    probe = next(iter(task.make_dataset(cfg.batch_size, cfg.seed).take(1)))
+    dataset = task.make_dataset(cfg.batch_size, cfg.seed)
+    probe = next(iter(dataset.take(1)))
     with strategy.scope():
         model(probe)
         optimizer.build(model.trainable_variables)
@@ -273,7 +273,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
     if start_step >= cfg.steps:
         logging.info("Already trained to step %d (>= --steps=%d); nothing to do.", start_step, cfg.steps)
     else:
-        dataset = task.make_dataset(cfg.batch_size, cfg.seed + start_step)
+        if start_step:  # a resumed run must not replay the first batches: re-seed
+            dataset = task.make_dataset(cfg.batch_size, cfg.seed + start_step)
         if cfg.strategy == "multi_worker":
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
