@@ -202,11 +202,9 @@ class LossSpace:
     def from_uniform(self, u):
         """Maps uniform noise u in [0, 1) [B, k] to lambda [B, k] (inverse CDFs)."""
         u = ops.convert_to_tensor(u, dtype="float32")
-        log_low = np.log(np.where(self._is_log, self.low, 1.0)).astype(np.float32)
-        log_high = np.log(np.where(self._is_log, self.high, 1.0)).astype(np.float32)
-        log_sample = ops.exp(log_low + u * (log_high - log_low))
-        lin_sample = self.low + u * (self.high - self.low)
-        return ops.where(self._is_log, log_sample, lin_sample)
+        low, high = self._sampling_bounds
+        t = low + u * (high - low)
+        return ops.where(self._is_log, ops.exp(t), t)
 
     def grid(self, name: str, num: int, base: np.ndarray | None = None) -> np.ndarray:
         """``num`` lambdas [num, k] sweeping coefficient ``name`` over its range
@@ -226,6 +224,15 @@ class LossSpace:
     def _is_log(self) -> np.ndarray:
         return np.array([c.distribution == "log_uniform" for c in self.coefficients])
 
+    @property
+    def _sampling_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (low, high) [k] in the coordinate each coefficient is uniform in:
+        log(lambda) for log-uniform coefficients, lambda otherwise."""
+        is_log = self._is_log
+        low = np.where(is_log, np.log(np.where(is_log, self.low, 1.0)), self.low)
+        high = np.where(is_log, np.log(np.where(is_log, self.high, 1.0)), self.high)
+        return low.astype(np.float32), high.astype(np.float32)
+
     def to_conditioning(self, lam):
         """Maps lambda [B, k] to the network's conditioning input [B, k].
 
@@ -236,8 +243,7 @@ class LossSpace:
         """
         lam = ops.convert_to_tensor(lam, dtype="float32")
         is_log = self._is_log
-        low = np.where(is_log, np.log(np.where(is_log, self.low, 1.0)), self.low)
-        high = np.where(is_log, np.log(np.where(is_log, self.high, 1.0)), self.high)
+        low, high = self._sampling_bounds
         span = high - low
         fixed = span == 0
         scale = np.where(fixed, 0.0, 2.0 / np.where(fixed, 1.0, span)).astype(np.float32)
