@@ -17,10 +17,21 @@ The task metric is the objective at lambda, ``sum_i lambda_i * mean(L_i)`` (beta
 negative beta-ELBO; compression: the rate-distortion loss; lower is better), unless the
 task adapter defines another (style transfer: terms divided by fixed reference scales).
 
+``--equal_compute_yoto`` adds a YOTO model trained K x ``--steps`` (the fixed models' total).
+``--workers N`` trains N models at once in separate processes: worth it on a GPU, where one
+small model leaves the device mostly idle. The harness runs on any Keras backend; the
+beta-VAE on JAX or PyTorch needs ``--train_examples N`` (a pre-rendered pool instead of the
+tf.data stream), e.g. on a GPU machine without TensorFlow:
+
+  KERAS_BACKEND=jax python -m benchmarks.yoto_vs_fixed --task beta_vae --train_examples 100000 \
+      --steps 20000 --workers 8 --yoto_width_multipliers 1,2,4 --equal_compute_yoto
+
 Writes to ``--out_dir``:
+  models/       every trained network (``<label>.keras``) and its recipe (``<label>.json``):
+                a rerun of the same command reuses the models that finished.
   results.csv   one row per (model, evaluation lambda): ``RESULT_COLUMNS`` + term columns.
   summary.csv   one row per lambda: fixed model's metric, each YOTO's metric and ratio.
-  timing.csv    training seconds per model and per approach.
+  timing.csv    training seconds per approach.
   yoto_vs_fixed.png  the metric of every approach at each lambda, the ratio YOTO / fixed
                 (with the --tolerance band), and the total training time of each approach.
 
@@ -32,8 +43,11 @@ measurements at a lambda, and its metric.
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import csv
 import dataclasses
+import json
+import multiprocessing
 import os
 import time
 from typing import Callable, Mapping, Sequence
@@ -70,6 +84,11 @@ class HarnessSettings:
         drawn from the training source with a seed of their own.
       style_image: style transfer's style image file (None: the built-in one).
       vgg_weights: style transfer's VGG weights (``auto``, ``imagenet``, ``none``, a path).
+      train_examples: beta-VAE: 0 trains on the endless tf.data stream of fresh shapes
+        (TensorFlow backend only); N > 0 on a pool of N pre-rendered shapes (any backend,
+        and fast enough to feed a GPU).
+      cache_dir: where a task may cache prepared training data (the beta-VAE pool); None:
+        keep it in memory.
     """
 
     image_size: int = 64
@@ -80,6 +99,8 @@ class HarnessSettings:
     eval_data: str | None = None
     style_image: str | None = None
     vgg_weights: str = "auto"
+    train_examples: int = 0
+    cache_dir: str | None = None
 
 
 class TaskAdapter(abc.ABC):
@@ -108,10 +129,15 @@ class TaskAdapter(abc.ABC):
 
     @abc.abstractmethod
     def train_dataset(self, batch_size: int, seed: int):
-        """Infinite batched tf.data.Dataset of what the model takes."""
+        """Endless batches of what the model takes (a tf.data.Dataset or a Keras PyDataset)."""
 
-    def optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
-        """The optimizer of every model of this task (default: Adam)."""
+    def prepare_training_data(self) -> None:
+        """Builds any shared training data once, before models train (possibly in other
+        processes, which then reuse it through ``settings.cache_dir``). Default: nothing."""
+
+    def optimizer(self, learning_rate) -> keras.optimizers.Optimizer:
+        """The optimizer of every model of this task (default: Adam); ``learning_rate`` is a
+        float or a ``keras.optimizers.schedules`` schedule."""
         return keras.optimizers.Adam(learning_rate)
 
     @abc.abstractmethod
@@ -128,7 +154,9 @@ class TaskAdapter(abc.ABC):
 class BetaVAEAdapter(TaskAdapter):
     """beta-VAE on procedural shapes; lambda = beta; metric = negative beta-ELBO (nats).
     Every model trains with the loss weights divided by their geometric mean (the
-    beta-VAE default, see ``yoto_tf.beta_vae.model.BetaVAEModel``)."""
+    beta-VAE default, see ``yoto_tf.beta_vae.model.BetaVAEModel``), on the endless shapes
+    stream or, with ``settings.train_examples``, on a pre-rendered pool (see
+    ``yoto_tf.beta_vae.pool``)."""
 
     name = "beta_vae"
     coefficient = "kl"
@@ -156,7 +184,39 @@ class BetaVAEAdapter(TaskAdapter):
                                  width_multiplier=width_multiplier, seed=seed)
 
     def train_dataset(self, batch_size, seed):
+        from yoto_tf.beta_vae import pool
+
+        if self.settings.train_examples > 0:
+            return pool.PoolBatches(self._train_pool(), batch_size, seed=seed)
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                f"beta_vae on the {keras.backend.backend()} backend needs --train_examples > 0 "
+                "(a pre-rendered pool): the endless shapes stream is tf.data."
+            )
         return self._shapes.shapes_dataset(batch_size, self.settings.image_size, seed=seed)
+
+    def prepare_training_data(self):
+        if self.settings.train_examples > 0:
+            self._train_pool()
+
+    def _train_pool(self) -> np.ndarray:
+        """The training pool, uint8 [N, S, S, 3]: rendered once, cached in ``cache_dir``."""
+        from yoto_tf.beta_vae import pool
+
+        s = self.settings
+        if getattr(self, "_pool", None) is not None:
+            return self._pool
+        if s.cache_dir is None:
+            self._pool = pool.render_pool(s.train_examples, s.image_size, seed=s.seed)
+            return self._pool
+        path = os.path.join(s.cache_dir, f"shapes_train_seed{s.seed}_{s.image_size}px_{s.train_examples}.npy")
+        if not os.path.exists(path):
+            os.makedirs(s.cache_dir, exist_ok=True)
+            partial = path + ".partial.npy"
+            np.save(partial, pool.render_pool(s.train_examples, s.image_size, seed=s.seed))
+            os.replace(partial, path)
+        self._pool = np.load(path, mmap_mode="r")
+        return self._pool
 
     def evaluate(self, network, lam):
         from yoto_tf.beta_vae import evaluation
@@ -320,64 +380,211 @@ def fixed_loss_space(space: LossSpace, coefficient: str, value: float) -> LossSp
     ])
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One model of the experiment.
+
+    Attributes:
+      label: its name in the CSVs (``fixed_<lambda>``, ``yoto_w<width>``, or
+        ``yoto_w<width>_<steps>steps`` for the equal-compute YOTO model).
+      approach: ``"fixed"`` or ``"yoto"``.
+      width_multiplier: network width multiplier.
+      trained_lambda: the lambda a fixed model trains at (None for YOTO).
+      loss_space: its LossSpace (fixed at ``trained_lambda``, or the YOTO range).
+      steps: its training steps.
+    """
+
+    label: str
+    approach: str
+    width_multiplier: float
+    trained_lambda: float | None
+    loss_space: LossSpace
+    steps: int
+
+
 @dataclasses.dataclass
 class TrainedModel:
-    label: str
-    approach: str  # "fixed" or "yoto"
-    width_multiplier: float
-    trained_lambda: float | None  # None for YOTO
+    spec: ModelSpec
     network: keras.Model
-    loss_space: LossSpace
     train_seconds: float
 
 
-def train_one(adapter: TaskAdapter, space: LossSpace, width_multiplier: float, steps: int,
-              learning_rate: float, batch_size: int, seed: int) -> tuple[keras.Model, float]:
-    """Trains one model for ``steps`` steps; returns its network and the fit wall time (s)."""
+def plan_models(adapter: TaskAdapter, lambdas: Sequence[float], yoto_space: LossSpace, steps: int,
+                width_multiplier: float, yoto_width_multipliers: Sequence[float],
+                equal_compute_yoto: bool) -> list[ModelSpec]:
+    """The K fixed models, one YOTO model per width (all ``steps`` steps), and optionally a
+    YOTO model of the fixed models' width trained K x ``steps`` (the fixed models' total)."""
+    specs = [ModelSpec(f"fixed_{value:g}", "fixed", width_multiplier, value,
+                       fixed_loss_space(yoto_space, adapter.coefficient, value), steps)
+             for value in lambdas]
+    specs += [ModelSpec(f"yoto_w{width:g}", "yoto", width, None, yoto_space, steps)
+              for width in yoto_width_multipliers]
+    if equal_compute_yoto:
+        long_steps = len(lambdas) * steps
+        specs.append(ModelSpec(f"yoto_w{width_multiplier:g}_{long_steps}steps", "yoto",
+                               width_multiplier, None, yoto_space, long_steps))
+    return specs
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningRate:
+    """Every model's learning rate: ``initial`` throughout, or with ``cosine_decay`` decayed
+    to 0 over the model's own steps (so every model ends annealed, whatever its length)."""
+
+    initial: float = 1e-3
+    cosine_decay: bool = False
+
+    def for_steps(self, steps: int):
+        """A float or a schedule, as ``adapter.optimizer`` takes."""
+        if not self.cosine_decay:
+            return self.initial
+        return keras.optimizers.schedules.CosineDecay(self.initial, decay_steps=steps)
+
+
+def train_one(adapter: TaskAdapter, spec: ModelSpec, schedule: LearningRate, batch_size: int,
+              seed: int) -> tuple[keras.Model, float]:
+    """Trains one model; returns its network and the fit wall time (s)."""
     keras.utils.set_random_seed(seed)
-    model = adapter.build_model(space, width_multiplier, seed)
-    model.compile(optimizer=adapter.optimizer(learning_rate))
+    model = adapter.build_model(spec.loss_space, spec.width_multiplier, seed)
+    model.compile(optimizer=adapter.optimizer(schedule.for_steps(spec.steps)))
     dataset = adapter.train_dataset(batch_size, seed)
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(dataset, steps_per_epoch=spec.steps, epochs=1, shuffle=False, verbose=0)
     return model.network, time.perf_counter() - start
 
 
+def _recipe(adapter: TaskAdapter, spec: ModelSpec, schedule: LearningRate) -> dict:
+    """What determines a trained model: a saved one is reused only if this matches."""
+    settings = dataclasses.asdict(adapter.settings)
+    for unrelated in ("eval_examples", "eval_data", "cache_dir"):
+        settings.pop(unrelated)
+    return {"task": adapter.name, "label": spec.label, "width_multiplier": spec.width_multiplier,
+            "loss_space": spec.loss_space.get_config(), "steps": spec.steps,
+            "learning_rate": dataclasses.asdict(schedule), "backend": keras.backend.backend(), **settings}
+
+
+class ModelStore:
+    """Trained networks saved under ``directory`` as ``<label>.keras`` plus ``<label>.json``
+    (the recipe and the training seconds), so a rerun of the same experiment (e.g. after it
+    was killed) reuses every model that already finished. Files are written atomically."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def _paths(self, label: str) -> tuple[str, str]:
+        base = os.path.join(self.directory, label)
+        return base + ".keras", base + ".json"
+
+    def has(self, recipe: dict) -> bool:
+        """Whether a network trained with exactly ``recipe`` is saved."""
+        model_path, info_path = self._paths(recipe["label"])
+        if not (os.path.exists(model_path) and os.path.exists(info_path)):
+            return False
+        with open(info_path) as f:
+            return json.load(f).get("recipe") == json.loads(json.dumps(recipe))
+
+    def load(self, recipe: dict) -> tuple[keras.Model, float]:
+        """The saved network of ``recipe`` (see :meth:`has`) and its training seconds."""
+        model_path, info_path = self._paths(recipe["label"])
+        with open(info_path) as f:
+            seconds = float(json.load(f)["train_seconds"])
+        return keras.saving.load_model(model_path, compile=False), seconds
+
+    def save(self, recipe: dict, network: keras.Model, train_seconds: float) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        model_path, info_path = self._paths(recipe["label"])
+        partial = model_path + ".partial.keras"
+        network.save(partial)
+        os.replace(partial, model_path)
+        with open(info_path + ".partial", "w") as f:
+            json.dump({"recipe": recipe, "train_seconds": train_seconds}, f, indent=1)
+        os.replace(info_path + ".partial", info_path)
+
+
+def _train_and_save(adapter: TaskAdapter, spec: ModelSpec, schedule: LearningRate,
+                    store: ModelStore) -> float:
+    network, seconds = train_one(adapter, spec, schedule, adapter.settings.batch_size,
+                                 adapter.settings.seed)
+    store.save(_recipe(adapter, spec, schedule), network, seconds)
+    return seconds
+
+
+def _train_in_worker(task: str, settings: HarnessSettings, spec: ModelSpec, schedule: LearningRate,
+                     store_directory: str) -> float:
+    """A worker process's job: build the task's adapter, train one model, save it."""
+    return _train_and_save(make_adapter(task, settings), spec, schedule, ModelStore(store_directory))
+
+
+def train_models(adapter: TaskAdapter, specs: Sequence[ModelSpec], schedule: LearningRate,
+                 store: ModelStore, workers: int = 1,
+                 log: Callable[[str], None] = print) -> list[TrainedModel]:
+    """Trains every model of ``specs`` not already in ``store`` (one after the other, or in
+    ``workers`` parallel processes), then loads them all from the store."""
+    missing = [spec for spec in specs if not store.has(_recipe(adapter, spec, schedule))]
+    for spec in specs:
+        if spec not in missing:
+            log(f"{spec.label}: reusing the model saved in {store.directory}")
+    if missing:
+        adapter.prepare_training_data()
+    if workers > 1 and len(missing) > 1:
+        if adapter.name not in ADAPTERS:
+            raise ValueError(f"workers > 1 needs a task of ADAPTERS, got {adapter.name!r}.")
+        # Each process takes device memory as it needs it (JAX and TF would grab most of it).
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(missing)), mp_context=context) as pool:
+            futures = {pool.submit(_train_in_worker, adapter.name, adapter.settings, spec, schedule,
+                                   store.directory): spec for spec in missing}
+            for future in concurrent.futures.as_completed(futures):
+                log(f"{futures[future].label}: {futures[future].steps} steps in {future.result():.1f} s")
+    else:
+        for spec in missing:
+            seconds = _train_and_save(adapter, spec, schedule, store)
+            log(f"{spec.label}: {spec.steps} steps in {seconds:.1f} s")
+    trained = []
+    for spec in specs:
+        network, seconds = store.load(_recipe(adapter, spec, schedule))
+        trained.append(TrainedModel(spec, network, seconds))
+    return trained
+
+
 def evaluate_models(adapter: TaskAdapter, models: Sequence[TrainedModel], yoto_space: LossSpace,
-                    lambdas: Sequence[float], steps: int) -> list[dict]:
+                    lambdas: Sequence[float]) -> list[dict]:
     """One result row per (model, evaluation lambda); see the module docstring."""
     rows = []
     for trained in models:
+        spec = trained.spec
         own = None
-        if trained.approach == "fixed":
-            own = adapter.evaluate(trained.network, trained.loss_space.default())
+        if spec.approach == "fixed":
+            own = adapter.evaluate(trained.network, spec.loss_space.default())
         for value in lambdas:
             lam = yoto_space.make(**{adapter.coefficient: value})
             measurements = own if own is not None else adapter.evaluate(trained.network, lam)
             rows.append({
-                "task": adapter.name, "model": trained.label, "approach": trained.approach,
-                "width_multiplier": trained.width_multiplier,
-                "trained_lambda": "" if trained.trained_lambda is None else trained.trained_lambda,
+                "task": adapter.name, "model": spec.label, "approach": spec.approach,
+                "width_multiplier": spec.width_multiplier,
+                "trained_lambda": "" if spec.trained_lambda is None else spec.trained_lambda,
                 "eval_lambda": value, "metric_name": adapter.metric_name,
                 "metric": adapter.metric(measurements, lam, yoto_space),
-                "train_seconds": trained.train_seconds, "steps": steps,
+                "train_seconds": trained.train_seconds, "steps": spec.steps,
                 **measurements,
             })
     return rows
 
 
-def summarize(rows: Sequence[dict], lambdas: Sequence[float], yoto_widths: Sequence[float]) -> list[dict]:
-    """Per lambda: the metric of the fixed model trained at it, and of each YOTO model."""
+def summarize(rows: Sequence[dict], lambdas: Sequence[float], yoto_labels: Sequence[str]) -> list[dict]:
+    """Per lambda: the metric of the fixed model trained at it, and of each YOTO model
+    (``<label>_metric``) with its ratio to the fixed model (``<label>_ratio``)."""
     summary = []
     for value in lambdas:
         fixed = next(r for r in rows if r["approach"] == "fixed"
                      and r["trained_lambda"] == value and r["eval_lambda"] == value)
         entry = {"eval_lambda": value, "fixed_metric": fixed["metric"]}
-        for width in yoto_widths:
-            yoto = next(r for r in rows if r["approach"] == "yoto"
-                        and r["width_multiplier"] == width and r["eval_lambda"] == value)
-            entry[f"yoto_w{width:g}_metric"] = yoto["metric"]
-            entry[f"yoto_w{width:g}_ratio"] = yoto["metric"] / fixed["metric"]
+        for label in yoto_labels:
+            yoto = next(r for r in rows if r["model"] == label and r["eval_lambda"] == value)
+            entry[f"{label}_metric"] = yoto["metric"]
+            entry[f"{label}_ratio"] = yoto["metric"] / fixed["metric"]
         summary.append(entry)
     return summary
 
@@ -392,10 +599,16 @@ def _write_csv(path: str, rows: Sequence[dict], first_columns: Sequence[str]) ->
         writer.writerows(rows)
 
 
-def plot(summary: Sequence[dict], timing: Mapping[str, float], yoto_widths: Sequence[float],
+def _yoto_name(spec: ModelSpec, steps: int) -> str:
+    """The plot / timing name of a YOTO model (its steps shown if not the common ``steps``)."""
+    name = f"YOTO w x{spec.width_multiplier:g}"
+    return name if spec.steps == steps else f"{name}, {spec.steps} steps"
+
+
+def plot(summary: Sequence[dict], timing: Mapping[str, float], yoto: Mapping[str, str],
          metric_name: str, tolerance: float, title: str, path: str) -> None:
     """Left: the metric of every approach at every lambda; middle: YOTO / fixed; right: the
-    total training time per approach."""
+    total training time per approach. ``yoto`` maps each YOTO label to its legend name."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -406,11 +619,9 @@ def plot(summary: Sequence[dict], timing: Mapping[str, float], yoto_widths: Sequ
     lambdas = [s["eval_lambda"] for s in summary]
     values.plot(lambdas, [s["fixed_metric"] for s in summary], marker="s", color="C7",
                 label="fixed model trained at lambda")
-    for i, width in enumerate(yoto_widths):
-        values.plot(lambdas, [s[f"yoto_w{width:g}_metric"] for s in summary], marker="o",
-                    color=f"C{i}", label=f"YOTO, width x{width:g}")
-        ratios.plot(lambdas, [s[f"yoto_w{width:g}_ratio"] for s in summary], marker="o",
-                    color=f"C{i}", label=f"YOTO, width x{width:g}")
+    for i, (label, name) in enumerate(yoto.items()):
+        values.plot(lambdas, [s[f"{label}_metric"] for s in summary], marker="o", color=f"C{i}", label=name)
+        ratios.plot(lambdas, [s[f"{label}_ratio"] for s in summary], marker="o", color=f"C{i}", label=name)
     values.set_ylabel(f"{metric_name} (held-out, lower is better)")
     ratios.axhline(1.0, color="k", lw=0.8)
     ratios.axhspan(1.0 - tolerance, 1.0 + tolerance, color="g", alpha=0.12,
@@ -456,15 +667,26 @@ def run_comparison(
     width_multiplier: float = 1.0,
     yoto_width_multipliers: Sequence[float] = (1.0,),
     yoto_range: tuple[float, float] | None = None,
+    equal_compute_yoto: bool = False,
     learning_rate: float = 1e-3,
+    cosine_decay: bool = False,
     tolerance: float = 0.03,
+    workers: int = 1,
     settings: HarnessSettings = HarnessSettings(),
     log: Callable[[str], None] = print,
 ) -> list[dict]:
     """Runs the whole experiment and writes the CSVs and the plot; returns the summary rows.
 
+    Trained networks go to ``<out_dir>/models`` (see :class:`ModelStore`): rerunning the same
+    experiment reuses every model that finished.
+
     Args:
       task: a name in ``ADAPTERS`` (built with ``settings``) or an adapter instance.
+      equal_compute_yoto: also train a YOTO model of the fixed models' width for K x
+        ``steps``, the fixed models' total.
+      cosine_decay: decay every model's learning rate to 0 over its steps (cosine).
+      workers: train up to this many models at once in separate processes (tasks of
+        ``ADAPTERS`` only); worth it on a GPU or a many-core machine.
 
     Raises:
       ValueError: unknown task, fewer than 2 lambdas, or a lambda outside the YOTO range
@@ -475,34 +697,28 @@ def run_comparison(
     task = adapter.name
     low, high = yoto_range or (None, None)
     yoto_space = adapter.loss_space(low, high)
-    fixed_spaces = [fixed_loss_space(yoto_space, adapter.coefficient, v) for v in lambdas]
+    specs = plan_models(adapter, lambdas, yoto_space, steps, width_multiplier, yoto_width_multipliers,
+                        equal_compute_yoto)
     os.makedirs(out_dir, exist_ok=True)
+    models = train_models(adapter, specs, LearningRate(learning_rate, cosine_decay), ModelStore(os.path.join(out_dir, "models")),
+                          workers=workers, log=log)
 
-    models = []
-    for value, space in zip(lambdas, fixed_spaces):
-        network, seconds = train_one(adapter, space, width_multiplier, steps, learning_rate,
-                                     settings.batch_size, settings.seed)
-        models.append(TrainedModel(f"fixed_{value:g}", "fixed", width_multiplier, value, network, space, seconds))
-        log(f"fixed {adapter.coefficient}={value:g}: {steps} steps in {seconds:.1f} s")
-    for width in yoto_width_multipliers:
-        network, seconds = train_one(adapter, yoto_space, width, steps, learning_rate,
-                                     settings.batch_size, settings.seed)
-        models.append(TrainedModel(f"yoto_w{width:g}", "yoto", width, None, network, yoto_space, seconds))
-        log(f"YOTO width x{width:g} on {yoto_space}: {steps} steps in {seconds:.1f} s")
-
-    rows = evaluate_models(adapter, models, yoto_space, lambdas, steps)
-    summary = summarize(rows, lambdas, yoto_width_multipliers)
+    rows = evaluate_models(adapter, models, yoto_space, lambdas)
+    yoto = {m.spec.label: _yoto_name(m.spec, steps) for m in models if m.spec.approach == "yoto"}
+    summary = summarize(rows, lambdas, list(yoto))
     timing = {f"{len(lambdas)} fixed (w x{width_multiplier:g})": sum(
-        m.train_seconds for m in models if m.approach == "fixed")}
-    timing.update({f"YOTO w x{m.width_multiplier:g}": m.train_seconds for m in models if m.approach == "yoto"})
+        m.train_seconds for m in models if m.spec.approach == "fixed")}
+    timing.update({yoto[m.spec.label]: m.train_seconds for m in models if m.spec.approach == "yoto"})
     _write_csv(os.path.join(out_dir, "results.csv"), rows, RESULT_COLUMNS)
     _write_csv(os.path.join(out_dir, "summary.csv"), summary, SUMMARY_COLUMNS)
     _write_csv(os.path.join(out_dir, "timing.csv"),
-               [{"approach": name, "train_seconds": seconds, "steps_per_model": steps}
-                for name, seconds in timing.items()], ("approach", "train_seconds", "steps_per_model"))
+               [{"approach": name, "train_seconds": seconds} for name, seconds in timing.items()],
+               ("approach", "train_seconds"))
     title = (f"{task}: YOTO vs {len(lambdas)} fixed models, {steps} steps each, "
-             f"batch {settings.batch_size}, {settings.image_size}px")
-    plot(summary, timing, yoto_width_multipliers, adapter.metric_name, tolerance, title,
+             f"batch {adapter.settings.batch_size}, {adapter.settings.image_size}px, "
+             f"{keras.backend.backend()} backend"
+             + (f"; up to {workers} models trained at once (their times overlap)" if workers > 1 else ""))
+    plot(summary, timing, yoto, adapter.metric_name, tolerance, title,
          os.path.join(out_dir, "yoto_vs_fixed.png"))
     for entry in summary:
         ratios = "  ".join(f"{k}={v:.4f}" for k, v in entry.items() if k.endswith("ratio"))
@@ -524,10 +740,19 @@ def _define_flags():
     flags.DEFINE_float("width_multiplier", 1.0, "Width of the fixed models.")
     flags.DEFINE_list("yoto_width_multipliers", ["1"], "Widths of the YOTO models (one model each).")
     flags.DEFINE_list("yoto_range", [], "LO,HI of the YOTO lambda range (default: the task's).")
+    flags.DEFINE_bool("equal_compute_yoto", False, "Also train a YOTO model (fixed models' width) "
+                      "for K x --steps, the fixed models' total.")
+    flags.DEFINE_integer("workers", 1, "Models trained at once, in separate processes (a GPU or "
+                         "many cores).", lower_bound=1)
+    flags.DEFINE_integer("train_examples", 0, "beta_vae: 0 = the endless tf.data shapes stream "
+                         "(TensorFlow backend); N = a pool of N pre-rendered shapes (any backend; "
+                         "cached in --out_dir).", lower_bound=0)
     flags.DEFINE_integer("image_size", 64, "Image side for training and evaluation.")
     flags.DEFINE_integer("batch_size", 32, "Batch size of every model.")
     flags.DEFINE_integer("eval_examples", 512, "Held-out examples per evaluation.")
     flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_bool("cosine_decay", False, "Decay every model's learning rate to 0 over its "
+                      "steps (cosine), so each ends annealed.")
     flags.DEFINE_float("tolerance", 0.03, "Relative band drawn around ratio 1 in the plot.")
     flags.DEFINE_integer("seed", 0, "Seed of weights, lambda sampling and data.")
     flags.DEFINE_string("train_data", None, "compression / style_transfer: training images "
@@ -545,7 +770,8 @@ def main(argv):
     del argv
     f = flags.FLAGS
     settings = HarnessSettings(f.image_size, f.batch_size, f.eval_examples, f.seed, f.train_data,
-                               f.eval_data, f.style_image, f.vgg_weights)
+                               f.eval_data, f.style_image, f.vgg_weights, f.train_examples,
+                               cache_dir=f.out_dir)
     try:  # every check that needs no training, so bad flags or data fail at once with a message
         lambdas = check_lambdas([float(v) for v in f.lambdas])
         yoto_range = tuple(float(v) for v in f.yoto_range) if f.yoto_range else None
@@ -560,8 +786,9 @@ def main(argv):
     run_comparison(
         adapter, lambdas, f.steps, f.out_dir, width_multiplier=f.width_multiplier,
         yoto_width_multipliers=[float(w) for w in f.yoto_width_multipliers],
-        yoto_range=yoto_range, learning_rate=f.learning_rate, tolerance=f.tolerance,
-        settings=settings,
+        yoto_range=yoto_range, equal_compute_yoto=f.equal_compute_yoto, learning_rate=f.learning_rate,
+        cosine_decay=f.cosine_decay,
+        tolerance=f.tolerance, workers=f.workers, settings=settings,
     )
 
 

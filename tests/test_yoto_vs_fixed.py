@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from benchmarks import yoto_vs_fixed as harness
 from yoto_tf import LossConditionalModel, toy
+from yoto_tf.beta_vae import pool
 from yoto_tf.coefficients import Coefficient, LossSpace
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,21 +96,52 @@ def test_harness_end_to_end_on_the_toy_task(tmp_path):
     assert os.path.getsize(tmp_path / "yoto_vs_fixed.png") > 5000
 
 
+def test_rerun_reuses_finished_models_and_retrains_when_the_recipe_changes(tmp_path):
+    settings = harness.HarnessSettings(batch_size=8)
+    messages = []
+    run = lambda **kwargs: harness.run_comparison(
+        ToyAdapter(settings), [0.1, 10.0], out_dir=str(tmp_path), settings=settings,
+        log=messages.append, **kwargs)
+    first = run(steps=3, equal_compute_yoto=True)
+    # The equal-compute YOTO model trains K x steps = 6 steps and gets its own columns.
+    assert "yoto_w1_6steps_ratio" in first[0]
+    steps = {r["model"]: int(r["steps"]) for r in _read(tmp_path / "results.csv")}
+    assert steps == {"fixed_0.1": 3, "fixed_10": 3, "yoto_w1": 3, "yoto_w1_6steps": 6}
+    assert {"fixed_0.1.keras", "fixed_0.1.json", "yoto_w1_6steps.keras"} <= set(os.listdir(tmp_path / "models"))
+    assert not [name for name in os.listdir(tmp_path / "models") if "partial" in name]
+
+    messages.clear()
+    again = run(steps=3, equal_compute_yoto=True)
+    assert sum("reusing" in m for m in messages) == 4 and not any("steps in" in m for m in messages)
+    assert again == first  # the same saved networks, evaluated the same way
+
+    messages.clear()
+    run(steps=3, cosine_decay=True)  # another learning-rate recipe: every model retrains
+    assert not any("reusing" in m for m in messages)
+    assert sum("3 steps in" in m for m in messages) == 3
+
+
 @pytest.mark.slow
 def test_harness_cli_on_beta_vae_at_tiny_scale(tmp_path):
+    """Worker processes, the pre-rendered pool (cached in --out_dir), the equal-compute model."""
     env = {**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.yoto_vs_fixed", "--task", "beta_vae", "--lambdas", "1,8",
          "--steps", "3", "--image_size", "16", "--batch_size", "8", "--eval_examples", "16",
-         "--out_dir", str(tmp_path)],
+         "--train_examples", "64", "--workers", "2", "--equal_compute_yoto", "--out_dir", str(tmp_path)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = _read(tmp_path / "results.csv")
-    assert {"reconstruction", "kl"} <= set(results[0]) and len(results) == 6
+    assert {"reconstruction", "kl"} <= set(results[0]) and len(results) == 8
     assert {r["metric_name"] for r in results} == {"neg_beta_elbo"}
+    assert {r["model"]: r["steps"] for r in results}["yoto_w1_6steps"] == "6"
     assert [r["eval_lambda"] for r in _read(tmp_path / "summary.csv")] == ["1.0", "8.0"]
     assert (tmp_path / "yoto_vs_fixed.png").exists()
+    assert sorted(n for n in os.listdir(tmp_path / "models") if n.endswith(".keras")) == [
+        "fixed_1.keras", "fixed_8.keras", "yoto_w1.keras", "yoto_w1_6steps.keras"]
+    np.testing.assert_array_equal(np.load(tmp_path / "shapes_train_seed0_16px_64.npy"),
+                                  pool.render_pool(64, 16, seed=0, workers=1))
     bad = subprocess.run(
         [sys.executable, "-m", "benchmarks.yoto_vs_fixed", "--lambdas", "1,1024", "--out_dir", str(tmp_path / "bad")],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,

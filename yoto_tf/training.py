@@ -214,11 +214,12 @@ class LossConditionalModel(keras.Model):
         self.term_means_initialized.assign(1.0)
         return new_means
 
-    def train_step(self, data):
-        return _as_vectors(super().train_step(data))
+    # The JAX trainer's steps take (state, data); only TensorFlow's logs need reshaping.
+    def train_step(self, *args):
+        return _as_vectors(super().train_step(*args))
 
-    def test_step(self, data):
-        return _as_vectors(super().test_step(data))
+    def test_step(self, *args):
+        return _as_vectors(super().test_step(*args))
 
     @property
     def metrics(self):

@@ -28,7 +28,6 @@ import dataclasses
 from typing import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 SHAPE_NAMES = ("square", "ellipse", "triangle")
 SCALE_RANGE = (0.08, 0.16)
@@ -157,8 +156,9 @@ def shapes_dataset(
     split: str = "train",
     num_examples: int | None = None,
     with_factors: bool = False,
-) -> tf.data.Dataset:
-    """Batches of procedural shape images as a ``tf.data.Dataset``.
+) -> "tf.data.Dataset":
+    """Batches of procedural shape images as a ``tf.data.Dataset`` (TensorFlow only; the
+    rest of this module is NumPy, for any Keras backend).
 
     Args:
       batch_size: images per batch.
@@ -173,6 +173,8 @@ def shapes_dataset(
     Returns:
       A dataset of float32 [B, S, S, 3] in [0, 1] (or pairs, see ``with_factors``).
     """
+    import tensorflow as tf
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     _split_id(split)
