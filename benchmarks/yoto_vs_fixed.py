@@ -154,7 +154,7 @@ class TaskAdapter(abc.ABC):
 class BetaVAEAdapter(TaskAdapter):
     """beta-VAE on procedural shapes; lambda = beta; metric = negative beta-ELBO (nats).
     Every model trains with the loss weights divided by their geometric mean (the
-    beta-VAE default, see ``yoto_tf.beta_vae.model.BetaVAEModel``), on the endless shapes
+    beta-VAE default, see ``yoto_tf.beta_vae.model.build_model``), on the endless shapes
     stream or, with ``settings.train_examples``, on a pre-rendered pool (see
     ``yoto_tf.beta_vae.pool``)."""
 

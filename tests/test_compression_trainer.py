@@ -101,10 +101,10 @@ def test_training_flags_reach_the_model_and_the_optimizer(tmp_path):
         task = cli.make_task()
         model = task.build_model()
         optimizer = task.optimizer(1e-3)
-    assert isinstance(model, CompressionTrainingModel) and model.geometric_mean_weights
+    assert isinstance(model, CompressionTrainingModel) and model.weight_normalization == "geometric_mean"
     schedule = optimizer._learning_rate
     assert isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
     assert float(schedule(5)) == pytest.approx(1e-3) and float(schedule(10)) == pytest.approx(1e-3)
     assert float(schedule(11)) == pytest.approx(2.5e-4)
     with flagsaver.flagsaver(**TINY, train_data=spec, geometric_mean_weights=False):
-        assert not cli.make_task().build_model().geometric_mean_weights
+        assert cli.make_task().build_model().weight_normalization == "none"

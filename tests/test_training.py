@@ -35,7 +35,7 @@ def test_conditioned_model_follows_the_nonlinear_optimum_unconditioned_cannot():
     assert unconditioned.mean() > 5 * conditioned.mean()
 
 
-def _capture_model(normalize_terms=False):
+def _capture_model(normalize_terms=False, **kwargs):
     """A model whose loss terms record the lambdas and inputs they saw."""
     space = toy.loss_space()
     network = toy.build_network(space)
@@ -45,7 +45,7 @@ def _capture_model(normalize_terms=False):
         scale = inputs[:, 0]
         return {"to_b": scale * ops.sum(ops.square(y), -1), "to_a": 2.0 * scale + 0.0 * y[:, 0]}
 
-    return LossConditionalModel(network, terms, normalize_terms=normalize_terms, seed=3), space
+    return LossConditionalModel(network, terms, normalize_terms=normalize_terms, seed=3, **kwargs), space
 
 
 def test_lambda_is_sampled_per_example_and_weights_the_per_example_terms():
@@ -59,6 +59,22 @@ def test_lambda_is_sampled_per_example_and_weights_the_per_example_terms():
     y = ops.convert_to_numpy(out["outputs"])
     expected = np.mean(lam[:, 0] * x[:, 0] * (y**2).sum(-1) + lam[:, 1] * 2.0 * x[:, 0])
     np.testing.assert_allclose(total, expected, rtol=1e-5)
+
+
+def test_geometric_mean_weight_normalization_rescales_each_example():
+    model, space = _capture_model(weight_normalization="geometric_mean")
+    x = np.linspace(1.0, 2.0, 8, dtype=np.float32)[:, None]
+    out = model(x)
+    lam = ops.convert_to_numpy(out["lambda"])  # the network and the outputs keep the raw lambda
+    space.validate(lam)
+    weights = lam / np.sqrt(lam[:, :1] * lam[:, 1:])  # [1, beta] / sqrt(beta) per example
+    y = ops.convert_to_numpy(out["outputs"])
+    expected = np.mean(weights[:, 0] * x[:, 0] * (y**2).sum(-1) + weights[:, 1] * 2.0 * x[:, 0])
+    np.testing.assert_allclose(float(model.compute_loss(x=x, y_pred=out)), expected, rtol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(model.loss_weights(lam)), weights, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"weight_normalization must be one of \('none', "
+                                         r"'geometric_mean'\), got 'sum'"):
+        _capture_model(weight_normalization="sum")
 
 
 def test_fixed_lambda_batches_and_metrics_per_term():

@@ -19,6 +19,7 @@ from yoto_tf.coefficients import LossSpace, as_loss_space
 from yoto_tf.layers.conditioning import find_loss_space
 
 LossTermsFn = Callable[..., Mapping[str, "keras.KerasTensor"]]
+WEIGHT_NORMALIZATIONS = ("none", "geometric_mean")
 
 
 def _scale_for_replicas(value):
@@ -69,6 +70,11 @@ class LossConditionalModel(keras.Model):
         mean (Adjustable Style Transfer), so lambda values of different terms are
         comparable. The averages are saved with the model.
       ema_decay: decay of those moving averages.
+      weight_normalization: how each example's raw lambda becomes the weights of its loss
+        terms (see :meth:`loss_weights`): ``"none"`` (lambda itself) or
+        ``"geometric_mean"`` (lambda divided by the geometric mean of its entries, YOTO's
+        option: the same minimizer for every lambda, but examples with large weights no
+        longer dominate the batch gradient). The network always sees the raw lambda.
       seed: seed of the lambda sampler.
 
     Data: ``fit`` takes batches of ``inputs`` (any structure the network accepts as its
@@ -86,6 +92,7 @@ class LossConditionalModel(keras.Model):
         loss_space: LossSpace | None = None,
         normalize_terms: bool = False,
         ema_decay: float = 0.99,
+        weight_normalization: str = "none",
         seed: int | None = None,
         **kwargs,
     ):
@@ -97,6 +104,12 @@ class LossConditionalModel(keras.Model):
         )
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
+        if weight_normalization not in WEIGHT_NORMALIZATIONS:
+            raise ValueError(
+                f"weight_normalization must be one of {WEIGHT_NORMALIZATIONS}, got "
+                f"{weight_normalization!r}."
+            )
+        self.weight_normalization = weight_normalization
         self.normalize_terms = bool(normalize_terms)
         self.ema_decay = float(ema_decay)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -189,9 +202,20 @@ class LossConditionalModel(keras.Model):
             columns.append(term)
         return ops.stack(columns, axis=-1)
 
+    def loss_weights(self, lam):
+        """The weights [B, k] of each example's loss terms, from its raw lambda [B, k].
+
+        Only the ratios of an example's weights decide its optimum, so rescaling each row
+        changes how much the example counts in the batch, not what it asks for. Override to
+        rescale differently (style transfer scales each row to a constant sum).
+        """
+        if self.weight_normalization == "geometric_mean":
+            return lam / ops.exp(ops.mean(ops.log(lam), axis=-1, keepdims=True))
+        return lam
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         inputs, _ = self._split(x)
-        lam = y_pred["lambda"]
+        lam = self.loss_weights(y_pred["lambda"])
         terms = self.per_example_terms(inputs, y_pred["outputs"])
         for i, tracker in enumerate(self.term_trackers):
             tracker.update_state(terms[:, i])

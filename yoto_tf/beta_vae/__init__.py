@@ -7,7 +7,6 @@
 
 from yoto_tf.beta_vae.model import (
     DEFAULT_BETA_RANGE,
-    BetaVAEModel,
     beta_loss_space,
     build_model,
     build_network,
@@ -16,7 +15,6 @@ from yoto_tf.beta_vae.model import (
 )
 
 __all__ = [
-    "BetaVAEModel",
     "DEFAULT_BETA_RANGE",
     "beta_loss_space",
     "build_model",

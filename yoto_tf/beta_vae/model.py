@@ -201,29 +201,6 @@ def loss_terms(images, outputs):
     }
 
 
-class BetaVAEModel(LossConditionalModel):
-    """LossConditionalModel with YOTO's optional loss-weight normalization.
-
-    With ``geometric_mean_weights``, example b's weights ``(1, beta_b)`` are divided by their
-    geometric mean ``sqrt(beta_b)``, so its loss is ``reconstruction / sqrt(beta) +
-    sqrt(beta) * kl``. For each beta this only rescales the objective (same minimizer), but
-    it keeps examples with large beta from dominating the gradient of a YOTO batch. For a
-    fixed-beta model it is a constant factor, which Adam ignores. The reported metrics stay
-    the unweighted terms.
-    """
-
-    def __init__(self, network, loss_terms, geometric_mean_weights=True, **kwargs):
-        super().__init__(network, loss_terms, **kwargs)
-        self.geometric_mean_weights = bool(geometric_mean_weights)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if self.geometric_mean_weights:
-            lam = y_pred["lambda"]
-            geometric_mean = ops.exp(ops.mean(ops.log(lam), axis=-1, keepdims=True))
-            y_pred = {**y_pred, "lambda": lam / geometric_mean}
-        return super().compute_loss(x, y, y_pred, sample_weight, training)
-
-
 def build_model(
     loss_space: LossSpace | None = None,
     image_size: int = 64,
@@ -231,13 +208,19 @@ def build_model(
     width_multiplier: float = 1.0,
     seed: int | None = None,
     geometric_mean_weights: bool = True,
-) -> BetaVAEModel:
-    """An uncompiled :class:`BetaVAEModel` training :func:`build_network` with :func:`loss_terms`.
+) -> LossConditionalModel:
+    """An uncompiled LossConditionalModel training :func:`build_network` with :func:`loss_terms`.
 
     Pass ``fixed_beta_loss_space(beta)`` for a model trained at one beta (same code path).
-    ``geometric_mean_weights`` (default on): see :class:`BetaVAEModel`; in a 1500-step CPU
-    run it cut YOTO's gap to separate models at beta = 0.5 from 2.9x to 1.5x
-    (notes/issue6.md).
+
+    ``geometric_mean_weights`` (default on): example b's weights ``(1, beta_b)`` are divided
+    by their geometric mean ``sqrt(beta_b)``, so its loss is ``reconstruction / sqrt(beta)
+    + sqrt(beta) * kl`` (``weight_normalization="geometric_mean"``). For each beta this only
+    rescales the objective (same minimizer), but it keeps examples with large beta from
+    dominating the gradient of a YOTO batch; for a fixed-beta model it is a constant
+    factor, which Adam ignores. In a 1500-step CPU run it cut YOTO's gap to separate models
+    at beta = 0.5 from 2.9x to 1.5x. The reported metrics stay the unweighted terms.
     """
     network = build_network(loss_space, image_size, latent_dim, width_multiplier, seed=seed)
-    return BetaVAEModel(network, loss_terms, geometric_mean_weights=geometric_mean_weights, seed=seed)
+    normalization = "geometric_mean" if geometric_mean_weights else "none"
+    return LossConditionalModel(network, loss_terms, weight_normalization=normalization, seed=seed)

@@ -11,7 +11,8 @@ this (notes/issue4-round2.md): its FiLM scales and shifts were large (mean |s| 0
 but changed by only ~0.01 between lambda 0.0018 and 0.18, and it coded Kodak at
 0.42-0.435 bpp for every lambda, close to the fixed-lambda 0.0483 model (0.45 bpp).
 
-Fix (YOTO's per-example weight normalization, as in ``BetaVAEModel``): divide example b's
+Fix (YOTO's per-example weight normalization, ``LossConditionalModel(weight_normalization=
+"geometric_mean")``, as for the beta-VAE): divide example b's
 weights ``(lam_b, 1)`` by their geometric mean ``sqrt(lam_b)``, i.e. minimize
 ``sqrt(lam) * D + bpp / sqrt(lam)``. For each lambda this rescales the objective only
 (same minimizer, so lambda keeps its meaning at encode time); across lambdas it balances
@@ -23,15 +24,13 @@ by a constant.
 
 from __future__ import annotations
 
-from keras import ops
-
 from yoto_tf.compression.model import rate_distortion_terms
 from yoto_tf.training import LossConditionalModel
 
 
 class CompressionTrainingModel(LossConditionalModel):
-    """LossConditionalModel for a :class:`CompressionModel`, optionally with weights
-    normalized per example by their geometric mean.
+    """LossConditionalModel for a :class:`CompressionModel` (its rate-distortion terms),
+    by default with weights normalized per example by their geometric mean.
 
     Args:
       network: the CompressionModel (called on ``(x [B, P, P, 3], lam [B, k])``).
@@ -43,12 +42,7 @@ class CompressionTrainingModel(LossConditionalModel):
     """
 
     def __init__(self, network, loss_space=None, geometric_mean_weights=True, **kwargs):
-        super().__init__(network, rate_distortion_terms, loss_space=loss_space, **kwargs)
-        self.geometric_mean_weights = bool(geometric_mean_weights)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if self.geometric_mean_weights:
-            lam = y_pred["lambda"]  # [B, k], all > 0
-            geometric_mean = ops.exp(ops.mean(ops.log(lam), axis=-1, keepdims=True))
-            y_pred = {**y_pred, "lambda": lam / geometric_mean}
-        return super().compute_loss(x, y, y_pred, sample_weight, training)
+        super().__init__(
+            network, rate_distortion_terms, loss_space=loss_space,
+            weight_normalization="geometric_mean" if geometric_mean_weights else "none", **kwargs,
+        )

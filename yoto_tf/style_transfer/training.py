@@ -38,7 +38,7 @@ class StyleTransferModel(LossConditionalModel):
       ema_decay: decay of the running means of the loss terms.
       diagonal_fraction: share of examples whose style weights move together.
       normalize_weight_sum: weight each example's loss terms with lambda rescaled to a
-        constant sum (see :meth:`rescale_weights`); the network still sees the raw lambda.
+        constant sum (see :meth:`loss_weights`); the network still sees the raw lambda.
     """
 
     def __init__(
@@ -72,20 +72,19 @@ class StyleTransferModel(LossConditionalModel):
             lam = self.sample_lambda(ops.shape(inputs[IMAGE_INPUT])[0])
         if training:
             inputs = {**inputs, IMAGE_INPUT: self.dither(inputs[IMAGE_INPUT])}
-        result = super().call({"inputs": inputs, "lambda": lam}, training=training)
-        if self.normalize_weight_sum:
-            # The network saw the raw lambda; the loss uses the rescaled weights.
-            result = {**result, "lambda": self.rescale_weights(result["lambda"])}
-        return result
+        return super().call({"inputs": inputs, "lambda": lam}, training=training)
 
-    def rescale_weights(self, lam):
-        """lambda [B, k] scaled per example so its sum equals the default lambda's sum.
+    def loss_weights(self, lam):
+        """lambda [B, k] scaled per example so its sum equals the default lambda's sum
+        (with ``normalize_weight_sum``; else lambda itself). The network sees the raw lambda.
 
         Only the ratios of the weights decide an example's optimum; without this, examples
         whose weights are all large (e.g. content 10 with strength 10) would dominate every
         batch's gradient and those with small weights would barely train (YOTO suggests
         the same kind of normalization, by the geometric mean).
         """
+        if not self.normalize_weight_sum:
+            return lam
         target = float(np.sum(self.loss_space.default()))
         return lam * (target / ops.sum(lam, axis=-1, keepdims=True))
 
