@@ -393,6 +393,16 @@ def test_eval_images_builtin_and_limit():
     assert names == ["astronaut", "chelsea"]
 
 
+def test_eval_images_limit_counts_readable_images_only(tmp_path, caplog):
+    _corrupt(tmp_path / "a.png")
+    for index, name in enumerate(("b.png", "c.png", "d.png")):
+        _save(tmp_path / name, _photo((20, 24), seed=index))
+    with caplog.at_level(logging.WARNING, logger="yoto_tf.data"):
+        names = [name for name, _ in data.eval_images(str(tmp_path), max_images=2)]
+    assert names == ["b", "c"]  # a.png skipped, still two images; d.png never decoded
+    assert "skipped 1 of 3 image files" in caplog.text and "a.png" in caplog.text
+
+
 def test_eval_images_rejects_duplicate_names(tmp_path):
     _save(tmp_path / "same.png", _photo())
     _save(tmp_path / "same.jpg", _photo())

@@ -647,7 +647,7 @@ def eval_images(
 
     Args:
       spec_or_dir: ``parse_source`` string, parsed source, or a directory path.
-      max_images: keep only the first this many (by name / split order).
+      max_images: keep only the first this many readable images (by name / split order).
       tfds_data_dir, tfds_download: as in ``image_dataset``.
 
     Raises:
@@ -671,7 +671,13 @@ def eval_images(
     duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         raise ValueError(f"{source} has several files named {', '.join(duplicates)} (extensions differ)")
-    named = named[:max_images]
-    arrays, bad = _load_all([path for _, path in named])
-    _report_unreadable(source, len(named), bad)
-    return list(zip([name for name, path in named if path not in bad], arrays))
+    images, bad = [], {}
+    for name, path in named:
+        if max_images is not None and len(images) == max_images:
+            break
+        try:
+            images.append((name, load_image(path)))
+        except ImageReadError as error:
+            bad[path] = error.reason
+    _report_unreadable(source, len(images) + len(bad), bad)
+    return images
