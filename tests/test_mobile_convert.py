@@ -237,6 +237,19 @@ def test_cli_exits_nonzero_on_parity_failure_and_bad_model(tiny_model, tmp_path)
     assert "Traceback" not in result.stderr
 
 
+def test_multi_style_fixed_size_graph_is_covered_by_the_gpu_delegate(tmp_path):
+    """The style-index path (one-hot of an int32 index, lowered to GATHER) has GPU kernels."""
+    from mobile import gpu_delegate
+
+    (result,) = convert.convert_model(
+        build_tiny_network(num_styles=3, seed=2), str(tmp_path), name="multi", image_size=SIZE,
+        num_parity_images=1, log=lambda line: None,
+    )
+    report = gpu_delegate.check(open(result.path, "rb").read())
+    assert report.covered, report.summary()
+    assert "GATHER" in tflite_graph.op_names(open(result.path, "rb").read())
+
+
 def test_gpu_delegate_report(converted, tmp_path):
     from mobile import gpu_delegate
     from mobile.export import export_saved_model
