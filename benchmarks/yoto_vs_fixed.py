@@ -167,6 +167,7 @@ class BetaVAEAdapter(TaskAdapter):
         from yoto_tf.beta_vae import shapes
 
         self._shapes = shapes
+        self._pool = None  # the training pool, once rendered or loaded (see _train_pool)
         self.images, _ = shapes.shape_images(
             range(settings.eval_examples), settings.image_size, seed=settings.seed, split="test"
         )
@@ -204,7 +205,7 @@ class BetaVAEAdapter(TaskAdapter):
         from yoto_tf.beta_vae import pool
 
         s = self.settings
-        if getattr(self, "_pool", None) is not None:
+        if self._pool is not None:
             return self._pool
         if s.cache_dir is None:
             self._pool = pool.render_pool(s.train_examples, s.image_size, seed=s.seed)
