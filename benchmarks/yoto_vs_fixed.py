@@ -56,6 +56,7 @@ import keras
 import numpy as np
 
 from yoto_tf.coefficients import Coefficient, LossSpace
+from yoto_tf.files import save_keras_atomically, write_atomically
 from yoto_tf.training import LossConditionalModel
 
 RESULT_COLUMNS = (
@@ -213,9 +214,8 @@ class BetaVAEAdapter(TaskAdapter):
         path = os.path.join(s.cache_dir, f"shapes_train_seed{s.seed}_{s.image_size}px_{s.train_examples}.npy")
         if not os.path.exists(path):
             os.makedirs(s.cache_dir, exist_ok=True)
-            partial = path + ".partial.npy"
-            np.save(partial, pool.render_pool(s.train_examples, s.image_size, seed=s.seed))
-            os.replace(partial, path)
+            images = pool.render_pool(s.train_examples, s.image_size, seed=s.seed)
+            write_atomically(path, lambda tmp: np.save(tmp, images), suffix=".npy")
         self._pool = np.load(path, mmap_mode="r")
         return self._pool
 
@@ -494,12 +494,13 @@ class ModelStore:
     def save(self, recipe: dict, network: keras.Model, train_seconds: float) -> None:
         os.makedirs(self.directory, exist_ok=True)
         model_path, info_path = self._paths(recipe["label"])
-        partial = model_path + ".partial.keras"
-        network.save(partial)
-        os.replace(partial, model_path)
-        with open(info_path + ".partial", "w") as f:
-            json.dump({"recipe": recipe, "train_seconds": train_seconds}, f, indent=1)
-        os.replace(info_path + ".partial", info_path)
+        save_keras_atomically(network, model_path)
+
+        def write_info(tmp):
+            with open(tmp, "w") as f:
+                json.dump({"recipe": recipe, "train_seconds": train_seconds}, f, indent=1)
+
+        write_atomically(info_path, write_info)  # last: it marks the model as finished
 
 
 def _train_and_save(adapter: TaskAdapter, spec: ModelSpec, schedule: LearningRate,

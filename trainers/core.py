@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
+from yoto_tf.files import save_keras_atomically
 from yoto_tf.training import LossConditionalModel
 
 FLAGS = flags.FLAGS
@@ -294,6 +295,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
     if chief:
         path = os.path.join(cfg.model_dir, "model.keras")
         save_keras_atomically(model.network, path)
+        logging.info("Wrote %s", path)
         if task.export is not None:
             # The reloaded copy lives outside the strategy (predict() on the distributed
             # network would wait for the other workers) and proves the file loads.
@@ -301,21 +303,6 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
     return model
 
 
-def save_keras_atomically(model: keras.Model, path: str) -> None:
-    """Saves ``model`` to ``path`` (.keras) via a temporary file and an atomic rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=directory, prefix=".tmp-")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give it a normal file's mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    logging.info("Wrote %s", path)
 
 
 def _write_config(cfg: TrainConfig, chief: bool) -> None:
