@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # only shapes_dataset needs TensorFlow; it imports it when called
+    import tensorflow as tf
 
 SHAPE_NAMES = ("square", "ellipse", "triangle")
 SCALE_RANGE = (0.08, 0.16)
@@ -156,7 +159,7 @@ def shapes_dataset(
     split: str = "train",
     num_examples: int | None = None,
     with_factors: bool = False,
-) -> "tf.data.Dataset":
+) -> tf.data.Dataset:
     """Batches of procedural shape images as a ``tf.data.Dataset`` (TensorFlow only; the
     rest of this module is NumPy, for any Keras backend).
 
