@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
-from yoto_tf.files import save_keras_atomically
+from yoto_tf.model_info import save_model
 from yoto_tf.training import LossConditionalModel
 
 FLAGS = flags.FLAGS
@@ -78,6 +78,8 @@ class TrainTask:
         written to TensorBoard every ``log_every`` steps.
       optimizer: optional ``(learning_rate) -> keras.optimizers.Optimizer`` (default Adam).
       name: shown in logs.
+      model_info: optional JSON-serializable facts stored inside ``model.keras`` (read them
+        with ``yoto_tf.model_info.read_model_info``), e.g. the loss network's weights.
     """
 
     build_model: Callable[[], LossConditionalModel]
@@ -86,6 +88,7 @@ class TrainTask:
     image_summaries: Callable[[keras.Model, int], Mapping[str, np.ndarray]] | None = None
     optimizer: Callable[[float], keras.optimizers.Optimizer] | None = None
     name: str = "yoto"
+    model_info: Mapping | None = None
 
 
 @dataclasses.dataclass
@@ -294,7 +297,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
         progress.save()
     if chief:
         path = os.path.join(cfg.model_dir, "model.keras")
-        save_keras_atomically(model.network, path)
+        save_model(model.network, path, info=task.model_info)
         logging.info("Wrote %s", path)
         if task.export is not None:
             # The reloaded copy lives outside the strategy (predict() on the distributed

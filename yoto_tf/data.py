@@ -1,8 +1,8 @@
 """Image input shared by the YOTO trainers.
 
 * ``load_image`` / ``save_image``: robust single-image I/O (any Pillow mode -> RGB uint8).
-* ``builtin_image_paths`` / ``builtin_style_image_path``: offline default images that ship
-  inside scikit-image.
+* ``builtin_image_paths`` / ``builtin_style_image_path``: offline default images (photos
+  that ship inside scikit-image; a public-domain painting that ships inside this package).
 * ``parse_source``: parses the ``--content`` / ``--train_data`` flag values.
 * ``image_dataset``: infinite (or one-pass) ``tf.data`` pipeline of random training patches.
 * ``eval_images``: full-size evaluation images, sorted by name.
@@ -53,7 +53,7 @@ _BUILTIN_PHOTOS = (
     "motorcycle_left.png",
     "rocket.jpg",
 )
-_BUILTIN_STYLE = "ihc.png"
+_BUILTIN_STYLE = ("style_transfer", "paintings", "vangogh_starry_night.jpg")
 
 _16BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _MODE_NAMES = {
@@ -191,7 +191,7 @@ def save_image(path, array) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Built-in images (files inside the installed scikit-image package; nothing is downloaded)
+# Built-in images (files inside scikit-image and this package; nothing is downloaded)
 # --------------------------------------------------------------------------------------------
 
 
@@ -212,14 +212,18 @@ def builtin_image_paths() -> list[str]:
 
 
 def builtin_style_image_path() -> str:
-    """Path of the default style image: scikit-image's ``ihc.png`` (512x512 RGB).
+    """Path of the default style image, shipped inside the package (public domain).
 
-    It is an immunohistochemistry micrograph: brown stained cell walls over blue nuclei, with
-    stroke-like texture that fills the whole frame. That gives strong, uniform Gram-matrix
-    statistics, unlike ``hubble_deep_field.jpg`` or ``retina.jpg``, which are mostly flat
-    black background, or ``color.png``, which is a smooth synthetic colour wheel.
+    Vincent van Gogh, *The Starry Night* (1889), oil on canvas, Museum of Modern Art, New
+    York; the painter died in 1890, so the work is in the public domain worldwide. File:
+    ``jcjohnson/fast-neural-style`` @813c834 ``images/styles/starry_night.jpg`` (1024x640),
+    downscaled to 512x320. Bold blue and yellow swirls that fill the whole frame give strong,
+    uniform Gram-matrix statistics, so even a few-minute run shows the style.
     """
-    return _skimage_data_file(_BUILTIN_STYLE)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), *_BUILTIN_STYLE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"the built-in style image is missing from the package: {path}")
+    return path
 
 
 # --------------------------------------------------------------------------------------------

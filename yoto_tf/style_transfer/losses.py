@@ -81,9 +81,10 @@ class StyleTransferLoss(keras.layers.Layer):
     Args:
       style_images: one or more style images, uint8 or float [0, 1] [H, W, 3] (sizes may
         differ); index i is style i of a multi-style model.
-      vgg: ``"vgg16"`` (default, as Magenta) or ``"vgg19"``.
-      vgg_weights: ``"imagenet"``, ``"auto"``, ``"none"`` (seeded random weights) or a
-        ``.h5`` path; see :mod:`yoto_tf.style_transfer.vgg`.
+      vgg: ``"vgg19"`` (default: ImageNet weights exist offline for it) or ``"vgg16"``
+        (Magenta's loss network).
+      vgg_weights: ``"imagenet"``, ``"imagenet8bit"``, ``"auto"``, ``"none"`` (seeded random
+        weights) or a ``.h5`` path; see :mod:`yoto_tf.style_transfer.vgg`.
       style_size: every style image is resized so its longer side has this many pixels
         before its Gram matrices are computed.
 
@@ -99,7 +100,7 @@ class StyleTransferLoss(keras.layers.Layer):
     def __init__(
         self,
         style_images: Sequence[np.ndarray],
-        vgg: str = "vgg16",
+        vgg: str = "vgg19",
         vgg_weights: str = "imagenet",
         style_size: int = 256,
         **kwargs,

