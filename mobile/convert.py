@@ -1,5 +1,6 @@
 r"""Exports a yoto_tf style-transfer model to .tflite with lambda as a live input.
 
+    python -m mobile.convert --model painters4 --out exported/      # a shipped model, by name
     python -m mobile.convert --model style.keras --out exported/ \
         [--image_size 384 | --dynamic_size] [--quantize none,float16,dynamic_int8,int8]
 
@@ -32,6 +33,7 @@ from absl import app, flags, logging
 from mobile import compression, parity, pipeline, quantization, samples
 from mobile.export import input_specs
 from mobile.model_io import IMAGE, ModelFileError, load_model, read_inputs
+from yoto_tf import pretrained
 
 SIGNATURE_KEY = "stylize"
 OUTPUT_NAME = "stylized"
@@ -121,7 +123,8 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Defines the command-line flags (only when run as a program, so importing this
     module next to other absl programs defines no flags)."""
-    flags.DEFINE_string("model", None, "The .keras file of a yoto_tf style-transfer network "
+    flags.DEFINE_string("model", None, "A shipped model's name (python -m trainers.stylize "
+                        "--list_models) or the .keras file of a yoto_tf style-transfer network "
                         "(or of a compression model: its transforms are exported).")
     flags.DEFINE_string("out", None, "Output directory for the .tflite files and sidecars.")
     flags.DEFINE_integer("image_size", 384, "Side of the square input image (and of the "
@@ -160,15 +163,16 @@ def main(argv):
     if not FLAGS.model or not FLAGS.out:
         raise app.UsageError("--model and --out are required.")
     try:
-        model = load_model(FLAGS.model)
+        path = pretrained.resolve_model_path(FLAGS.model)
+        model = load_model(path)
         options = dict(
-            name=os.path.splitext(os.path.basename(FLAGS.model))[0],
+            name=os.path.splitext(os.path.basename(path))[0],
             variants=FLAGS.quantize, image_size=FLAGS.image_size,
             dynamic_size=FLAGS.dynamic_size, images=FLAGS.images,
             num_parity_images=FLAGS.num_parity_images, num_lambdas=FLAGS.num_lambdas,
             calibration_samples=FLAGS.calibration_samples,
             tolerances=_parse_tolerances(FLAGS.tolerance),
-            source_model=os.path.basename(FLAGS.model),
+            source_model=os.path.basename(path),
         )
         if compression.is_compression_model(model):
             results = compression.convert_compression(model, FLAGS.out, **options)

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
-from yoto_tf.model_info import save_model
+from yoto_tf.model_files import save_model
 from yoto_tf.training import LossConditionalModel
 
 FLAGS = flags.FLAGS
@@ -79,7 +79,7 @@ class TrainTask:
       optimizer: optional ``(learning_rate) -> keras.optimizers.Optimizer`` (default Adam).
       name: shown in logs.
       model_info: optional JSON-serializable facts stored inside ``model.keras`` (read them
-        with ``yoto_tf.model_info.read_model_info``), e.g. the loss network's weights.
+        with ``yoto_tf.model_files.read_model_info``), e.g. the loss network's weights.
     """
 
     build_model: Callable[[], LossConditionalModel]

@@ -1,5 +1,7 @@
-r"""Stylizes an image with a trained adjustable style-transfer model; every loss weight is a knob.
+r"""Stylizes an image with an adjustable style-transfer model; every loss weight is a knob.
 
+  python -m trainers.stylize --list_models                      # the shipped pretrained models
+  python -m trainers.stylize --model painters4 --style great_wave --image photo.jpg --out styled.jpg
   python -m trainers.stylize --model runs/style_transfer/model.keras \
       --image photo.jpg --out styled.png --strength 3
   python -m trainers.stylize --model M --image IN --out OUT \
@@ -9,7 +11,9 @@ r"""Stylizes an image with a trained adjustable style-transfer model; every loss
 Knobs (unset ones keep the model's defaults; ranges come from the model's LossSpace and are
 checked): ``--content_weight``, ``--style_weights`` (one per style layer, shallow to deep:
 fine texture to large patterns), ``--tv_weight``, and ``--strength``, a factor applied to all
-style weights together. ``--style_index`` picks the style of a multi-style model.
+style weights together. ``--style`` picks the style of a multi-style model, by index or by
+name (``--list_models`` prints a shipped model's style names). ``--model`` takes the name of a
+shipped model or the path of a ``.keras`` file.
 ``--sweep NAME`` writes a labelled grid along one knob (``strength`` or a coefficient name)
 instead of one image; the grid's images are downscaled to ``--sweep_size``.
 
@@ -23,32 +27,44 @@ from __future__ import annotations
 import sys
 import time
 
-import keras
 from absl import app, flags, logging
 
-from yoto_tf import data
+from yoto_tf import data, pretrained
 from yoto_tf.layers import find_loss_space
-from yoto_tf.model_info import read_model_info
+from yoto_tf.model_files import read_model_info
 from yoto_tf.style_transfer import grid
+from yoto_tf.style_transfer.inference import num_styles, stylize, sweep
 from yoto_tf.style_transfer.loss_space import lambda_from_values
-from yoto_tf.style_transfer.inference import stylize, sweep
 
-flags.DEFINE_string("model", None, "Trained model (.keras), e.g. runs/style_transfer/model.keras.")
+flags.DEFINE_string(
+    "model", None,
+    "A shipped model's name (see --list_models) or a trained model file (.keras), e.g. "
+    "runs/style_transfer/model.keras.",
+)
+flags.DEFINE_bool("list_models", False, "Print the shipped models (name, then styles) and exit.")
 flags.DEFINE_string("image", None, "Content image to stylize.")
 flags.DEFINE_string("out", None, "Output image (.png, .jpg, ...).")
 flags.DEFINE_float("content_weight", None, "Content weight (default: the model's default).")
 flags.DEFINE_list("style_weights", None, "Comma-separated style weights, one per style layer.")
 flags.DEFINE_float("tv_weight", None, "Total-variation weight (smoothness).")
 flags.DEFINE_float("strength", None, "Multiplies every style weight (1 = unchanged).")
-flags.DEFINE_integer("style_index", 0, "Style of a multi-style model.", lower_bound=0)
+flags.DEFINE_string("style", "0", "Style of a multi-style model: its index or its name.")
 flags.DEFINE_string("sweep", None, "Write a grid along this knob: 'strength' or a coefficient name.")
 flags.DEFINE_integer("sweep_num", 5, "Number of values in a --sweep.", lower_bound=2)
 flags.DEFINE_integer("sweep_size", 384, "Longer side of the images of a --sweep grid.", lower_bound=8)
 flags.DEFINE_integer("max_pixels", None, "Tile images with more pixels (default 2**21).", lower_bound=1)
 flags.DEFINE_integer("tile_size", None, "Tile side in pixels (default 1024).", lower_bound=8)
 flags.DEFINE_integer("overlap", None, "Tile overlap in pixels (default 128).", lower_bound=0)
-flags.mark_flags_as_required(["model", "image", "out"])
 FLAGS = flags.FLAGS
+
+
+def list_models() -> str:
+    """One line per shipped style model: its name, then its styles (index=name)."""
+    lines = []
+    for model in pretrained.list_models(task="style_transfer"):
+        styles = " ".join(f"{i}={s.name}" for i, s in enumerate(model.styles))
+        lines.append(f"{model.name}\t{styles}\t{model.description}")
+    return "\n".join(lines)
 
 
 def _style_weights(values):
@@ -80,11 +96,16 @@ def describe_training(info: dict) -> None:
 
 def run() -> str:
     """Does the work of ``main``; returns a one-line summary. Raises ValueError on bad input."""
-    try:
-        network = keras.saving.load_model(FLAGS.model)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot load model {FLAGS.model!r}: {error}") from None
-    describe_training(read_model_info(FLAGS.model))
+    missing = [f"--{name}" for name in ("model", "image", "out") if not getattr(FLAGS, name)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required (or --list_models).")
+    path = pretrained.resolve_model_path(FLAGS.model)
+    network = pretrained.load_network(path)
+    describe_training(read_model_info(path))
+    style_index = pretrained.resolve_style(
+        FLAGS.style, pretrained.style_names(FLAGS.model),
+        num_styles(network),
+    )
     space = find_loss_space(network)
     lam = lambda_from_values(
         space, content_weight=FLAGS.content_weight,
@@ -96,10 +117,10 @@ def run() -> str:
     if FLAGS.sweep:
         small = grid.fit_longer_side(image, FLAGS.sweep_size)
         cells = sweep(network, small, FLAGS.sweep, FLAGS.sweep_num, base=lam,
-                      style_index=FLAGS.style_index, **_tiling_kwargs())
+                      style_index=style_index, **_tiling_kwargs())
         result = grid.labelled_grid([[("input", small)] + cells])
     else:
-        result = stylize(network, image, lam, FLAGS.style_index, **_tiling_kwargs())
+        result = stylize(network, image, lam, style_index, **_tiling_kwargs())
     seconds = time.perf_counter() - start
     data.save_image(FLAGS.out, result)
     weights = ", ".join(f"{n}={v:.4g}" for n, v in zip(space.names, lam))
@@ -110,6 +131,9 @@ def run() -> str:
 def main(argv):
     del argv
     try:
+        if FLAGS.list_models:
+            print(list_models())
+            return
         logging.info("%s", run())
     except ValueError as error:  # bad flag values, unreadable image/model (ImageReadError too)
         sys.exit(f"error: {error}")

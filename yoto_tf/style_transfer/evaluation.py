@@ -9,7 +9,8 @@ import numpy as np
 from keras import ops
 from scipy import ndimage
 
-from yoto_tf.style_transfer.loss_space import CONTENT, style_names, strength_grid
+from yoto_tf.style_transfer.inference import stylize
+from yoto_tf.style_transfer.loss_space import CONTENT, strength_grid, style_names, with_strength
 from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer.transformer import IMAGE_INPUT, LAMBDA_INPUT, STYLE_INPUT
 from yoto_tf.layers import find_loss_space
@@ -103,3 +104,63 @@ def edge_correlation(photo: np.ndarray, stylized: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
+
+
+@dataclasses.dataclass
+class StrengthRow:
+    """Measurements at one strength, averaged over images.
+
+    Attributes:
+      strength: the factor on every style weight (1 = the model's defaults).
+      edge_correlation: :func:`edge_correlation` of photo and output (structure kept).
+      content_loss: the raw content term (VGG feature MSE at the content layer).
+      style_loss: the raw style terms summed over the five style layers (Gram MSE).
+    """
+
+    strength: float
+    edge_correlation: float
+    content_loss: float
+    style_loss: float
+
+
+def evaluate_strengths(
+    network,
+    losses: StyleTransferLoss,
+    images: list[np.ndarray],
+    strengths: list[float],
+    style_index: int = 0,
+) -> list[StrengthRow]:
+    """Stylizes every image at every strength and measures it with ``losses`` (the judge).
+
+    Args:
+      network: a trained transformer.
+      losses: the loss layer to measure with; its style ``style_index`` must be the painting
+        the network's ``style_index`` was trained on.
+      images: uint8 [H, W, 3] photos (sizes may differ; each is stylized whole).
+      strengths: the strength factors (each validated against the model's range).
+    """
+    space = find_loss_space(network)
+    rows = []
+    for strength in strengths:
+        lam = with_strength(space, strength)
+        edges, content, style = [], [], []
+        for photo in images:
+            out = stylize(network, photo, lam, style_index)
+            edges.append(edge_correlation(photo, out))
+            inputs = {IMAGE_INPUT: (photo[None] / 255.0).astype(np.float32),
+                      STYLE_INPUT: np.full((1,), style_index, np.int32)}
+            terms = losses(inputs, out[None].astype(np.float32))
+            terms = {k: float(ops.convert_to_numpy(v)[0]) for k, v in terms.items()}
+            content.append(terms[CONTENT])
+            style.append(sum(terms[name] for name in style_names(space)))
+        rows.append(StrengthRow(strength, float(np.mean(edges)), float(np.mean(content)),
+                                float(np.mean(style))))
+    return rows
+
+
+def strength_table(rows: list[StrengthRow]) -> str:
+    """A Markdown table of :func:`evaluate_strengths` rows."""
+    lines = ["| strength | edge correlation | content loss | style loss |", "|---|---|---|---|"]
+    lines += [f"| {r.strength:g} | {r.edge_correlation:.3f} | {r.content_loss:.4g} | "
+              f"{r.style_loss:.4g} |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Pretrained models shipped inside the package, used by name.
+
+``yoto_tf/pretrained_models/models.json`` lists every shipped model: its file (a ``.keras``
+beside the manifest), the file's sha256 (checked before loading, so a corrupt or altered file
+gives a clear error instead of a deep Keras traceback), the task, a one-line description, a
+model card, and for style models the styles in ``style_index`` order with each painting's
+title, artist, date, source and licence.
+
+* :func:`list_models` / :func:`get_model`: the manifest entries.
+* :func:`resolve_model_path`: a shipped name or a path to a ``.keras`` file -> a verified path.
+* :func:`load_network`: the same, loaded (float32 compute).
+* :func:`resolve_style`: ``"2"`` or ``"great_wave"`` -> a style index, with an error listing
+  the styles that exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import keras
+
+from yoto_tf.model_files import read_model_info
+
+MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained_models")
+MANIFEST = os.path.join(MODELS_DIR, "models.json")
+
+
+class ShippedModelError(ValueError):
+    """Unknown model or style name, or a shipped file that fails its check."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShippedStyle:
+    """One painting of a shipped style model (``style_index`` = its position)."""
+
+    name: str
+    title: str
+    artist: str
+    date: str
+    source: str
+    licence: str
+    image: str
+
+    @property
+    def image_path(self) -> str:
+        """The painting (a small JPEG shipped in the package)."""
+        return os.path.join(MODELS_DIR, self.image)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShippedModel:
+    name: str
+    task: str
+    file: str
+    sha256: str
+    description: str
+    card: str
+    styles: tuple[ShippedStyle, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return os.path.join(MODELS_DIR, self.file)
+
+    @property
+    def card_path(self) -> str:
+        return os.path.join(MODELS_DIR, self.card)
+
+
+def list_models(task: str | None = None) -> list[ShippedModel]:
+    """The shipped models (of ``task`` when given), in manifest order."""
+    with open(MANIFEST) as f:
+        entries = json.load(f)["models"]
+    models = []
+    for entry in entries:
+        styles = tuple(ShippedStyle(**style) for style in entry.pop("styles", []))
+        models.append(ShippedModel(styles=styles, **entry))
+    return [m for m in models if task is None or m.task == task]
+
+
+def get_model(name: str) -> ShippedModel:
+    """The shipped model ``name``; raises ShippedModelError listing the shipped names."""
+    models = list_models()
+    for model in models:
+        if model.name == name:
+            return model
+    raise ShippedModelError(
+        f"Unknown model {name!r}: not a file, and the shipped models are "
+        f"{', '.join(m.name for m in models) or 'none'}."
+    )
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(model: ShippedModel) -> str:
+    """The model's path after checking its sha256; raises ShippedModelError if it differs."""
+    if not os.path.isfile(model.path):
+        raise ShippedModelError(f"Shipped model {model.name!r}: {model.path} is missing; "
+                                "reinstall yoto_tf.")
+    actual = _sha256(model.path)
+    if actual != model.sha256:
+        raise ShippedModelError(
+            f"Shipped model {model.name!r}: {model.path} is corrupt (sha256 {actual}, expected "
+            f"{model.sha256}); reinstall yoto_tf."
+        )
+    return model.path
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A path to an existing file, or the verified file of a shipped model named so."""
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    if os.sep in name_or_path or name_or_path.endswith(".keras"):
+        raise ShippedModelError(
+            f"Model file {name_or_path!r} does not exist (shipped models: "
+            f"{', '.join(m.name for m in list_models()) or 'none'})."
+        )
+    return verify(get_model(name_or_path))
+
+
+def load_network(name_or_path: str) -> keras.Model:
+    """Loads a shipped model by name, or a ``.keras`` file by path, computing in float32."""
+    path = resolve_model_path(name_or_path)
+    try:
+        return keras.saving.load_model(path)
+    except (OSError, ValueError) as error:
+        raise ShippedModelError(f"cannot load model {path!r}: {error}") from None
+
+
+def style_names(name_or_path: str) -> list[str]:
+    """The style names of a model in ``style_index`` order (manifest, else training info)."""
+    if not os.path.isfile(name_or_path):
+        return [style.name for style in get_model(name_or_path).styles]
+    stored = read_model_info(name_or_path).get("style_images", [])
+    return [os.path.splitext(os.path.basename(p))[0] for p in stored]
+
+
+def resolve_style(style: str | int, names: list[str], num_styles: int) -> int:
+    """A style index from an index or a style name (exact, or a unique part of one).
+
+    Raises:
+      ShippedModelError: out-of-range index or unknown / ambiguous name; lists the styles.
+    """
+    listing = ", ".join(f"{i}={n}" for i, n in enumerate(names)) or f"indices 0..{num_styles - 1}"
+    text = str(style).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < num_styles:
+            raise ShippedModelError(f"Style {index} does not exist; the model has {listing}.")
+        return index
+    matches = [i for i, n in enumerate(names) if n == text] or [
+        i for i, n in enumerate(names) if text.lower() in n.lower()
+    ]
+    if len(matches) != 1:
+        reason = "is ambiguous" if matches else "is unknown"
+        raise ShippedModelError(f"Style {text!r} {reason}; the model has {listing}.")
+    return matches[0]
