@@ -1,8 +1,9 @@
-"""Atomic file writes: a reader (or a rerun after a kill) sees the old file or the new one,
-never a half-written one. Backend-agnostic (no TensorFlow)."""
+"""Atomic file writes (a reader, or a rerun after a kill, sees the old file or the new one,
+never a half-written one) and file digests. Backend-agnostic (no TensorFlow)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from typing import Callable
@@ -36,3 +37,12 @@ def write_atomically(path: str, write: Callable[[str], None], suffix: str = "") 
 def save_keras_atomically(model: keras.Model, path: str) -> None:
     """Saves ``model`` to ``path`` (.keras) via a temporary file and an atomic rename."""
     write_atomically(path, model.save, suffix=".keras")
+
+
+def sha256_of(path: str) -> str:
+    """The hex sha256 of the file at ``path`` (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -16,15 +16,16 @@ title, artist, date, source and licence.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 
 import keras
 
+from yoto_tf.files import sha256_of
 from yoto_tf.model_files import read_model_info
 
-MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained_models")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+MODELS_DIR = os.path.join(PACKAGE_DIR, "pretrained_models")
 MANIFEST = os.path.join(MODELS_DIR, "models.json")
 
 
@@ -46,8 +47,8 @@ class ShippedStyle:
 
     @property
     def image_path(self) -> str:
-        """The painting (a small JPEG shipped in the package)."""
-        return os.path.join(MODELS_DIR, self.image)
+        """The painting (a small JPEG shipped in the package; ``image`` is relative to it)."""
+        return os.path.join(PACKAGE_DIR, self.image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,20 +93,12 @@ def get_model(name: str) -> ShippedModel:
     )
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(model: ShippedModel) -> str:
     """The model's path after checking its sha256; raises ShippedModelError if it differs."""
     if not os.path.isfile(model.path):
         raise ShippedModelError(f"Shipped model {model.name!r}: {model.path} is missing; "
                                 "reinstall yoto_tf.")
-    actual = _sha256(model.path)
+    actual = sha256_of(model.path)
     if actual != model.sha256:
         raise ShippedModelError(
             f"Shipped model {model.name!r}: {model.path} is corrupt (sha256 {actual}, expected "

