@@ -14,6 +14,11 @@ fine texture to large patterns), ``--tv_weight``, and ``--strength``, a factor a
 style weights together. ``--style`` picks the style of a multi-style model, by index or by
 name (``--list_models`` prints a shipped model's style names). ``--model`` takes the name of a
 shipped model or the path of a ``.keras`` file.
+``--strength_map MAP.png`` varies the strength across the image (black = low, white = high;
+``--strength_map_range LO,HI``, default the model's whole range) with the same model:
+uniform stylizations at up to 5 log-spaced strengths are blended per pixel, so every region
+matches the uniform output of its strength and sharp edges stay sharp
+(yoto_tf/style_transfer/lambda_maps.py).
 ``--sweep NAME`` writes a labelled grid along one knob (``strength`` or a coefficient name)
 instead of one image; the grid's images are downscaled to ``--sweep_size``.
 
@@ -34,7 +39,8 @@ from yoto_tf.layers import find_loss_space
 from yoto_tf.model_files import read_model_info
 from yoto_tf.style_transfer import grid
 from yoto_tf.style_transfer.inference import num_styles, stylize, sweep
-from yoto_tf.style_transfer.loss_space import lambda_from_values
+from yoto_tf.style_transfer import lambda_maps
+from yoto_tf.style_transfer.loss_space import lambda_from_values, strength_range
 
 flags.DEFINE_string(
     "model", None,
@@ -49,6 +55,15 @@ flags.DEFINE_list("style_weights", None, "Comma-separated style weights, one per
 flags.DEFINE_float("tv_weight", None, "Total-variation weight (smoothness).")
 flags.DEFINE_float("strength", None, "Multiplies every style weight (1 = unchanged).")
 flags.DEFINE_string("style", "0", "Style of a multi-style model: its index or its name.")
+flags.DEFINE_string(
+    "strength_map", None,
+    "Grayscale image of where the style is strong: black = the low end of "
+    "--strength_map_range, white = the high end, log-interpolated; resized to the photo.",
+)
+flags.DEFINE_list(
+    "strength_map_range", None,
+    "LO,HI strengths of black and white in --strength_map (default: the model's range).",
+)
 flags.DEFINE_string("sweep", None, "Write a grid along this knob: 'strength' or a coefficient name.")
 flags.DEFINE_integer("sweep_num", 5, "Number of values in a --sweep.", lower_bound=2)
 flags.DEFINE_integer("sweep_size", 384, "Longer side of the images of a --sweep grid.", lower_bound=8)
@@ -94,6 +109,24 @@ def describe_training(info: dict) -> None:
                         "rather than paintings (retrain with --vgg_weights=imagenet8bit).")
 
 
+def _strength_map(space, base, size: tuple[int, int]):
+    """The --strength_map image as strengths [H, W] at the photo's size (checked)."""
+    low, high = strength_range(space, base)
+    if FLAGS.strength_map_range:
+        try:
+            low, high = (float(v) for v in FLAGS.strength_map_range)
+        except ValueError:
+            raise ValueError("--strength_map_range takes two numbers LO,HI, got "
+                             f"{','.join(FLAGS.strength_map_range)!r}.") from None
+        lambda_maps.check_strength_range(space, low, high, base)
+    gray = data.load_image(FLAGS.strength_map).mean(axis=-1)
+    if gray.shape != size:
+        logging.info("Strength map %s is %dx%d; resized to the photo's %dx%d.",
+                     FLAGS.strength_map, gray.shape[1], gray.shape[0], size[1], size[0])
+        gray = grid.resize_gray(gray, size)
+    return lambda_maps.strengths_from_gray(gray / 255.0, low, high)
+
+
 def run() -> str:
     """Does the work of ``main``; returns a one-line summary. Raises ValueError on bad input."""
     missing = [f"--{name}" for name in ("model", "image", "out") if not getattr(FLAGS, name)]
@@ -114,7 +147,14 @@ def run() -> str:
     )
     image = data.load_image(FLAGS.image)
     start = time.perf_counter()
-    if FLAGS.sweep:
+    if FLAGS.strength_map:
+        if FLAGS.sweep or FLAGS.strength is not None:
+            raise ValueError("--strength_map replaces --strength and --sweep; give only one.")
+        strengths = _strength_map(space, lam, image.shape[:2])
+        result = lambda_maps.stylize_strength_map(
+            network, image, strengths, base=lam, style_index=style_index, **_tiling_kwargs()
+        )
+    elif FLAGS.sweep:
         small = grid.fit_longer_side(image, FLAGS.sweep_size)
         cells = sweep(network, small, FLAGS.sweep, FLAGS.sweep_num, base=lam,
                       style_index=style_index, **_tiling_kwargs())

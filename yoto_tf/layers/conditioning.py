@@ -26,10 +26,11 @@ class ConditioningNetwork(keras.layers.Layer):
       activation: activation after every Dense layer.
 
     Call arguments:
-      lam: float32 [B, k], the raw loss weights in the order of ``loss_space.names``.
+      lam: float32 [B, k], the raw loss weights in the order of ``loss_space.names``; or a
+        lambda map [B, h, w, k] (one weighting per pixel; every Dense acts per pixel).
 
     Returns:
-      float32 [B, units].
+      float32 [B, units] (or [B, h, w, units] for a map).
     """
 
     def __init__(self, loss_space, units=256, num_layers=2, activation="relu", **kwargs):
@@ -52,10 +53,10 @@ class ConditioningNetwork(keras.layers.Layer):
                 f"{self.name}: lambda has {k} columns but the LossSpace has "
                 f"{self.loss_space.size} ({', '.join(self.loss_space.names)})."
             )
-        shape = (input_shape[0], self.loss_space.size)
+        shape = tuple(input_shape[:-1]) + (self.loss_space.size,)
         for layer in self.dense_layers:
             layer.build(shape)
-            shape = (input_shape[0], self.units)
+            shape = tuple(input_shape[:-1]) + (self.units,)
 
     def call(self, lam):
         h = self.loss_space.to_conditioning(ops.cast(lam, "float32"))
@@ -64,7 +65,7 @@ class ConditioningNetwork(keras.layers.Layer):
         return h
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.units)
+        return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
         config = super().get_config()

@@ -5,7 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from yoto_tf.layers._inputs import check_conditioning_shape, split_conditioned_inputs
+from yoto_tf.layers._inputs import (
+    check_conditioning_shape,
+    conditioning_at,
+    split_conditioned_inputs,
+)
 
 
 @keras.saving.register_keras_serializable(package="yoto_tf")
@@ -24,7 +28,9 @@ class FiLM(keras.layers.Layer):
       kernel_regularizer: optional regularizer of W_s and W_t.
 
     Call arguments:
-      inputs: a pair ``(x, conditioning)``: x [B, C] or [B, H, W, C], conditioning [B, d].
+      inputs: a pair ``(x, conditioning)``: x [B, C] or [B, H, W, C], conditioning [B, d]
+        (one lambda per example) or, for x [B, H, W, C], a map [B, h, w, d] (a lambda map,
+        resized bilinearly to H x W: per-pixel s and t, a spatial feature transform).
 
     Returns:
       The shape and dtype of x.
@@ -67,6 +73,11 @@ class FiLM(keras.layers.Layer):
     def call(self, inputs):
         x, cond = split_conditioned_inputs(self.name, inputs)
         cond = ops.cast(cond, self.compute_dtype)
+        if len(cond.shape) == 4:
+            cond = conditioning_at(cond, x)
+            scale = ops.matmul(cond, self.scale_kernel) + self.scale_bias
+            shift = ops.matmul(cond, self.shift_kernel) + self.shift_bias
+            return x * (1.0 + scale) + shift
         scale = ops.matmul(cond, self.scale_kernel) + self.scale_bias
         shift = ops.matmul(cond, self.shift_kernel) + self.shift_bias
         if self._x_rank == 4:

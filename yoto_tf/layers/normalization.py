@@ -5,7 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from yoto_tf.layers._inputs import check_conditioning_shape, split_conditioned_inputs
+from yoto_tf.layers._inputs import (
+    check_conditioning_shape,
+    conditioning_at,
+    split_conditioned_inputs,
+)
 
 
 @keras.saving.register_keras_serializable(package="yoto_tf")
@@ -14,7 +18,9 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
 
     ``out = (x - mean_hw(x)) / sqrt(var_hw(x) + epsilon) * gamma(c) + beta(c)`` with
     ``gamma(c) = c @ W_gamma + gamma_0`` and ``beta(c) = c @ W_beta + beta_0`` computed per
-    example. With the default initializers (``W = 0``, ``gamma_0 = 1``, ``beta_0 = 0``)
+    example, or per pixel when ``c`` is a map (a lambda map: spatially varying loss weights;
+    the statistics stay per instance, only the modulation varies, as in spatial feature
+    transforms and Dumoulin et al.'s spatial style blending). With the default initializers (``W = 0``, ``gamma_0 = 1``, ``beta_0 = 0``)
     the layer starts as plain instance normalization. ``c`` is typically the embedding of
     a :class:`ConditioningNetwork` (the loss weights lambda); concatenate a one-hot style
     index to it for multi-style models (Dumoulin et al.'s per-style parameters).
@@ -31,7 +37,8 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
       kernel_regularizer, beta_regularizer, gamma_regularizer: optional regularizers.
 
     Call arguments:
-      inputs: a pair ``(x, conditioning)``: x [B, H, W, C], conditioning [B, d].
+      inputs: a pair ``(x, conditioning)``: x [B, H, W, C], conditioning [B, d] (one lambda
+        per example) or [B, h, w, d] (a lambda map, resized bilinearly to H x W).
 
     Returns:
       [B, H, W, C], the same dtype as x.
@@ -87,6 +94,8 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
     def call(self, inputs):
         x, cond = split_conditioned_inputs(self.name, inputs)
         cond = ops.cast(cond, self.compute_dtype)
+        if len(cond.shape) == 4:
+            return self._call_with_map(x, conditioning_at(cond, x))
         mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
         multiplier = ops.rsqrt(variance + self.epsilon)
         if self.scale:
@@ -98,6 +107,16 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
             offset = offset + beta[:, None, None, :]
         # Two full-size ops: one multiply, one add (the statistics are [B, 1, 1, C]).
         return x * multiplier + offset
+
+    def _call_with_map(self, x, cond):
+        """x [B, H, W, C], cond [B, H, W, d] -> per-pixel gamma and beta."""
+        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+        out = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            out = out * (ops.matmul(cond, self.gamma_kernel) + self.gamma)
+        if self.center:
+            out = out + (ops.matmul(cond, self.beta_kernel) + self.beta)
+        return out
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])

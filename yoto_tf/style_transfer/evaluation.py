@@ -10,6 +10,7 @@ from keras import ops
 from scipy import ndimage
 
 from yoto_tf.style_transfer.inference import stylize
+from yoto_tf.style_transfer.lambda_maps import lambda_map, stylize_with_map
 from yoto_tf.style_transfer.loss_space import CONTENT, strength_grid, style_names, with_strength
 from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer.transformer import IMAGE_INPUT, LAMBDA_INPUT, STYLE_INPUT
@@ -164,3 +165,50 @@ def strength_table(rows: list[StrengthRow]) -> str:
     lines += [f"| {r.strength:g} | {r.edge_correlation:.3f} | {r.content_loss:.4g} | "
               f"{r.style_loss:.4g} |" for r in rows]
     return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class SplitMapResult:
+    """A left/right strength map (left = ``low``, right = ``high``) vs the two uniform outputs.
+
+    Attributes:
+      left_error, right_error: mean |map output - uniform output| of each half (pixels
+        further than ``margin`` from the edge), with the uniform output of that half's strength.
+      uniform_difference: mean |uniform high - uniform low| over the image (the scale the
+        errors compare with).
+      bleed_px: how far (pixels) from the edge the change reaches: columns where the map output
+        is closer to the OTHER side's uniform output than 90 % of the way to its own.
+      columns_error: [W] per column, the mean |map output - own-side uniform output|.
+    """
+
+    left_error: float
+    right_error: float
+    uniform_difference: float
+    bleed_px: int
+    columns_error: np.ndarray
+
+
+def split_map_evidence(network, map_network, photo, low: float, high: float,
+                       style_index: int = 0, margin: int = 16) -> SplitMapResult:
+    """Stylizes ``photo`` with a sharp left/right strength map and both uniform strengths."""
+    space = find_loss_space(network)
+    height, width = np.shape(photo)[:2]
+    edge = width // 2
+    strengths = np.where(np.arange(width)[None, :] < edge, low, high) * np.ones((height, 1))
+    mapped = stylize_with_map(map_network, photo, lambda_map(space, strengths.astype(np.float32)),
+                              style_index)
+    uniform = {s: stylize(network, photo, with_strength(space, s), style_index) for s in (low, high)}
+    own = np.where(np.arange(width)[None, :, None] < edge, uniform[low], uniform[high])
+    other = np.where(np.arange(width)[None, :, None] < edge, uniform[high], uniform[low])
+    columns = np.abs(mapped - own).mean(axis=(0, 2))
+    to_own = columns
+    between = np.abs(own - other).mean(axis=(0, 2)) + 1e-6
+    bleeding = np.nonzero(to_own > 0.1 * between)[0]
+    bleed = int(np.max(np.abs(bleeding - edge + 0.5)) + 0.5) if len(bleeding) else 0
+    return SplitMapResult(
+        left_error=float(np.abs(mapped - own)[:, : edge - margin].mean()),
+        right_error=float(np.abs(mapped - own)[:, edge + margin :].mean()),
+        uniform_difference=float(np.abs(uniform[high] - uniform[low]).mean()),
+        bleed_px=bleed,
+        columns_error=columns,
+    )

@@ -27,6 +27,12 @@ def fit_longer_side(image, size: int) -> np.ndarray:
     return np.asarray(pil)
 
 
+def resize_gray(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float [h, w] -> float32 [H, W] (``size`` = (H, W)), bilinear."""
+    pil = Image.fromarray(np.asarray(gray, np.float32))
+    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR), np.float32)
+
+
 def labelled_grid(
     rows: Sequence[Sequence[tuple[str, np.ndarray]]],
     row_labels: Sequence[str] | None = None,

@@ -57,7 +57,7 @@ def as_float_image(image) -> np.ndarray:
     return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
-def _check_style_index(network, style_index: int) -> None:
+def check_style_index(network, style_index: int) -> None:
     count = num_styles(network)
     if not 0 <= style_index < count:
         raise ValueError(
@@ -87,7 +87,7 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return starts + [size - tile]
 
 
-def _ramp(length: int, start: int, size: int, overlap: int) -> np.ndarray:
+def tile_ramp(length: int, start: int, size: int, overlap: int) -> np.ndarray:
     """Blend weights [length] of a tile at ``start``: rising over ``overlap`` pixels at an
     edge shared with another tile, 1 elsewhere (image borders are not faded)."""
     weights = np.ones(length, np.float32)
@@ -126,7 +126,7 @@ def stylize(
     lam = space.validate(lam)
     if lam.ndim != 1:
         raise ValueError(f"stylize takes one lambda vector [{space.size}], got {lam.shape}.")
-    _check_style_index(network, style_index)
+    check_style_index(network, style_index)
     pixels = as_float_image(image)
     height, width = pixels.shape[:2]
     if height * width <= max_pixels:
@@ -142,7 +142,7 @@ def stylize(
             tile = pixels[top : top + tile_size, left : left + tile_size]
             out = _run(network, tile[None], lam, style_index)[0]
             h, w = tile.shape[:2]
-            weight = np.outer(_ramp(h, top, height, overlap), _ramp(w, left, width, overlap))
+            weight = np.outer(tile_ramp(h, top, height, overlap), tile_ramp(w, left, width, overlap))
             result[top : top + h, left : left + w] += out * weight[..., None]
             total_weight[top : top + h, left : left + w] += weight[..., None]
     return result / total_weight

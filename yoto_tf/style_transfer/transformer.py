@@ -133,6 +133,28 @@ class StyleOneHot(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class BroadcastToMap(keras.layers.Layer):
+    """Repeats a per-example vector over the pixels of a map.
+
+    Call arguments:
+      inputs: a pair ``(vector [B, d], map [B, h, w, m])``.
+
+    Returns:
+      float32 [B, h, w, d].
+    """
+
+    def call(self, inputs):
+        vector, reference = inputs
+        shape = ops.shape(reference)
+        ones = ops.ones((shape[0], shape[1], shape[2], 1), dtype=vector.dtype)
+        return ones * vector[:, None, None, :]
+
+    def compute_output_shape(self, input_shape):
+        vector_shape, map_shape = input_shape
+        return (vector_shape[0], map_shape[1], map_shape[2], vector_shape[-1])
+
+
 def _channels(base: int, width_multiplier: float) -> int:
     return max(1, int(round(base * width_multiplier)))
 
@@ -145,6 +167,7 @@ def build_transformer(
     conditioning_layers: int = 2,
     conditioning_activation: str = "silu",
     conditioned: bool = True,
+    lambda_map: bool = False,
     name: str = "style_transformer",
 ) -> keras.Model:
     """Builds the style transformer as a Keras functional model.
@@ -160,12 +183,16 @@ def build_transformer(
         having an effect there.
       conditioned: False builds the same network with plain instance normalization and no
         lambda input (the unconditioned baseline of the speed benchmark).
+      lambda_map: True takes a lambda MAP (one weighting per pixel) instead of one lambda
+        per image; same weights as the per-image network (see :func:`lambda_map_network`).
       name: model name.
 
     Inputs (by name; a list in this order also works):
       ``image``: float32 [B, H, W, 3] in [0, 1], any H, W >= 4.
       ``loss_weights``: float32 [B, k], raw lambda in ``loss_space.names`` order (the
-        network normalizes it); absent when ``conditioned=False``.
+        network normalizes it); with ``lambda_map`` a map [B, h, w, k] covering the image
+        (any h, w; every conditioned layer resizes it to its own resolution, so H/4 x W/4
+        is enough); absent when ``conditioned=False``.
       ``style_index``: int32 [B] in [0, num_styles); only when ``num_styles > 1``.
 
     Returns:
@@ -179,7 +206,8 @@ def build_transformer(
     inputs = [image]
     cond = None
     if conditioned:
-        lam = keras.Input((loss_space.size,), name=LAMBDA_INPUT)
+        lam_shape = (None, None, loss_space.size) if lambda_map else (loss_space.size,)
+        lam = keras.Input(lam_shape, name=LAMBDA_INPUT)
         inputs.append(lam)
         cond = ConditioningNetwork(
             loss_space, units=conditioning_units, num_layers=conditioning_layers,
@@ -189,6 +217,8 @@ def build_transformer(
         style = keras.Input((), dtype="int32", name=STYLE_INPUT)
         inputs.append(style)
         one_hot = StyleOneHot(num_styles, name="style_one_hot")(style)
+        if lambda_map and cond is not None:
+            one_hot = BroadcastToMap(name="style_over_map")([one_hot, cond])
         cond = one_hot if cond is None else keras.layers.Concatenate(name="style_and_lambda")(
             [cond, one_hot]
         )
@@ -221,3 +251,29 @@ def build_transformer(
     x = keras.layers.Activation("sigmoid", name="sigmoid")(x)
     output = CropToReference(name="crop_to_input")([x, image])
     return keras.Model(inputs, output, name=name)
+
+
+def lambda_map_network(network: keras.Model) -> keras.Model:
+    """The lambda-map twin of a (trained, per-image lambda) transformer, sharing its weights.
+
+    The twin's ``loss_weights`` input is a map [B, h, w, k]; everything else is the same.
+    A constant map gives exactly the per-image output; a map that varies across the image
+    modulates every conditional instance norm per pixel.
+
+    Raises:
+      ValueError: ``network`` was not built by :func:`build_transformer` with conditioning.
+    """
+    try:
+        conditioning = network.get_layer("conditioning")
+    except ValueError:
+        raise ValueError(f"{network.name!r} has no lambda conditioning to turn into a map.") from None
+    styles = [layer.num_styles for layer in network.layers if isinstance(layer, StyleOneHot)]
+    width = network.get_layer("conv1").filters / _BASE_CHANNELS["c1"]
+    twin = build_transformer(
+        conditioning.loss_space, num_styles=styles[0] if styles else 1, width_multiplier=width,
+        conditioning_units=conditioning.units, conditioning_layers=conditioning.num_layers,
+        conditioning_activation=keras.activations.serialize(conditioning.activation),
+        lambda_map=True, name=f"{network.name}_lambda_map",
+    )
+    twin.set_weights(network.get_weights())
+    return twin
