@@ -3,14 +3,20 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from trainers import ship_model
-from yoto_tf import pretrained
+from yoto_tf import data, pretrained
+from yoto_tf.layers import find_loss_space
 from yoto_tf.model_files import read_model_info, save_model
-from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
+from yoto_tf.style_transfer import grid
+from yoto_tf.style_transfer.evaluation import edge_correlation
+from yoto_tf.style_transfer.inference import num_styles, stylize
+from yoto_tf.style_transfer.loss_space import style_transfer_loss_space, with_strength
 from yoto_tf.style_transfer.transformer import build_transformer
 
 
@@ -94,3 +100,58 @@ def test_style_names_of_a_trained_file_come_from_its_info(tmp_path):
     assert pretrained.style_names(path) == ["monet_charing_cross_bridge"]
     shutil.copy(path, tmp_path / "copy.keras")
     assert pretrained.resolve_model_path(str(tmp_path / "copy.keras")) == str(tmp_path / "copy.keras")
+
+
+# ------------------------------------------------------------------ the shipped style model
+SHIPPED = "painters4"
+
+
+def test_list_models_prints_each_shipped_model_with_its_styles():
+    done = subprocess.run([sys.executable, "-m", "trainers.stylize", "--list_models"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    line = next(l for l in done.stdout.splitlines() if l.startswith(SHIPPED))
+    assert "0=starry_night 1=great_wave 2=composition_vii 3=the_scream" in line
+
+
+def test_shipped_model_file_and_card_match_the_manifest():
+    entry = pretrained.get_model(SHIPPED)
+    assert pretrained.verify(entry) == entry.path
+    assert os.path.getsize(entry.path) < 10_000_000
+    assert read_model_info(entry.path)["vgg_weights"] == "imagenet8bit"
+    card = open(entry.card_path).read()
+    for style in entry.styles:
+        assert os.path.isfile(style.image_path)
+        assert style.title in card and style.artist in card
+
+
+def test_shipped_model_keeps_structure_and_strength_moves_away_monotonically():
+    """On photos it never saw (it trained on BSDS500), for every style: the edges of the photo
+    survive at the defaults, and raising the strength 0.1 < 1 < 10 moves further from them."""
+    network = pretrained.load_network(SHIPPED)
+    space = find_loss_space(network)
+    for path in data.builtin_image_paths()[:3]:
+        photo = grid.fit_longer_side(data.load_image(path), 192)
+        for style in range(num_styles(network)):
+            kept = [edge_correlation(photo, stylize(network, photo, with_strength(space, s), style))
+                    for s in (0.1, 1.0, 10.0)]
+            assert kept[1] > 0.5, (path, style, kept)
+            assert kept[0] > kept[1] > kept[2], (path, style, kept)
+
+
+def test_stylize_cli_uses_a_shipped_model_by_name_and_style_name(tmp_path):
+    photo = tmp_path / "photo.png"
+    data.save_image(str(photo), grid.fit_longer_side(data.load_image(data.builtin_image_paths()[1]), 96))
+    out = tmp_path / "out.jpg"
+    command = [sys.executable, "-m", "trainers.stylize", f"--model={SHIPPED}", f"--image={photo}",
+               f"--out={out}"]
+    done = subprocess.run(command + ["--style=great_wave"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "imagenet8bit" in done.stderr and out.exists()
+    bad = subprocess.run(command + ["--style=mona_lisa"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "0=starry_night" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "trainers.stylize", "--model=painters99",
+                          f"--image={photo}", f"--out={out}"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode != 0 and "painters4" in bad.stderr and "Traceback" not in bad.stderr
