@@ -284,3 +284,16 @@ def test_graph_needing_flex_ops_is_refused_clearly(tmp_path):
     export_saved_model(keras.Model(image, label), str(tmp_path), spec, "run", "out")
     with pytest.raises(tflite_graph.NotBuiltinOpsError, match="tf.BitwiseAnd"):
         to_tflite(str(tmp_path), "run")
+
+
+def test_shipped_model_converts_by_name(tmp_path):
+    out = tmp_path / "out"
+    result = _cli("--model", "painters4", "--out", str(out), "--image_size", "64",
+                  "--num_parity_images", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ["painters4_float32.json", "painters4_float32.tflite"]
+    meta = json.load(open(out / "painters4_float32.json"))
+    assert meta["num_styles"] == 4 and meta["parity"]["passed"]
+    unknown = _cli("--model", "painters99", "--out", str(out))
+    assert unknown.returncode == 1 and "painters4" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
