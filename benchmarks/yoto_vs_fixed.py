@@ -317,9 +317,10 @@ class StyleTransferAdapter(TaskAdapter):
     def __init__(self, settings: HarnessSettings):
         super().__init__(settings)
         from yoto_tf import data
+        from yoto_tf.images import load_image
         from yoto_tf.style_transfer import StyleTransferLoss
 
-        style = data.load_image(settings.style_image or data.builtin_style_image_path())
+        style = load_image(settings.style_image or data.builtin_style_image_path())
         self.losses = StyleTransferLoss([style], vgg_weights=settings.vgg_weights,
                                         style_size=max(128, settings.image_size))
         self.images = _heldout_crops(settings, settings.image_size)

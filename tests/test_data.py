@@ -11,6 +11,8 @@ from PIL import Image
 
 from yoto_tf import data
 
+from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
+
 
 def _save(path, image, **options):
     image.save(path, **options)
@@ -41,7 +43,7 @@ def _corrupt(path):
 
 def test_grayscale_becomes_grey_rgb(tmp_path):
     path = _save(tmp_path / "grey.png", Image.new("L", (5, 4), 128))
-    array, note = data.load_image(path, return_note=True)
+    array, note = load_image_with_note(path)
     assert array.shape == (4, 5, 3) and array.dtype == np.uint8
     assert (array == 128).all()
     assert note == "grayscale (L) -> RGB"
@@ -51,7 +53,7 @@ def test_grayscale_becomes_grey_rgb(tmp_path):
 def test_16bit_grayscale_is_scaled_not_clipped(tmp_path, extension):
     values = np.array([[0, 65535], [32896, 1000]], np.uint16)
     path = _save(tmp_path / f"deep.{extension}", Image.fromarray(values))
-    array, note = data.load_image(path, return_note=True)
+    array, note = load_image_with_note(path)
     np.testing.assert_array_equal(array[..., 0], [[0, 255], [128, 4]])  # round(v / 257)
     assert (array == array[..., :1]).all()
     assert "16-bit" in note
@@ -60,7 +62,7 @@ def test_16bit_grayscale_is_scaled_not_clipped(tmp_path, extension):
 def test_rgba_is_composited_on_white(tmp_path):
     image = Image.new("RGBA", (3, 1))
     image.putdata([(255, 0, 0, 0), (0, 0, 255, 255), (0, 0, 0, 128)])
-    array, note = data.load_image(_save(tmp_path / "alpha.png", image), return_note=True)
+    array, note = load_image_with_note(_save(tmp_path / "alpha.png", image))
     np.testing.assert_array_equal(array[0, 0], [255, 255, 255])  # transparent red -> white
     np.testing.assert_array_equal(array[0, 1], [0, 0, 255])
     assert np.abs(array[0, 2].astype(int) - 127).max() <= 1  # half-transparent black -> grey
@@ -70,7 +72,7 @@ def test_rgba_is_composited_on_white(tmp_path):
 def test_grey_with_alpha_is_composited_on_white(tmp_path):
     image = Image.new("LA", (2, 1))
     image.putdata([(0, 0), (50, 255)])
-    array = data.load_image(_save(tmp_path / "la.png", image))
+    array = load_image(_save(tmp_path / "la.png", image))
     np.testing.assert_array_equal(array[0], [[255, 255, 255], [50, 50, 50]])
 
 
@@ -78,17 +80,17 @@ def test_palette_images(tmp_path):
     image = Image.new("P", (2, 1))
     image.putpalette([10, 20, 30, 200, 100, 50])
     image.putdata([0, 1])
-    array, note = data.load_image(_save(tmp_path / "palette.png", image), return_note=True)
+    array, note = load_image_with_note(_save(tmp_path / "palette.png", image))
     np.testing.assert_array_equal(array[0], [[10, 20, 30], [200, 100, 50]])
     assert note == "palette (P) -> RGB"
 
     transparent = _save(tmp_path / "palette_alpha.png", image, transparency=0)
-    np.testing.assert_array_equal(data.load_image(transparent)[0], [[255, 255, 255], [200, 100, 50]])
+    np.testing.assert_array_equal(load_image(transparent)[0], [[255, 255, 255], [200, 100, 50]])
 
 
 def test_cmyk_jpeg(tmp_path):
     path = _save(tmp_path / "cmyk.jpg", Image.new("CMYK", (16, 16), (0, 255, 255, 0)))
-    array, note = data.load_image(path, return_note=True)
+    array, note = load_image_with_note(path)
     assert np.abs(array.astype(int) - [255, 0, 0]).max() <= 8  # pure red
     assert note == "CMYK -> RGB"
 
@@ -100,7 +102,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # display rotated 90 degrees clockwise
     path = _save(tmp_path / "rotated.jpg", Image.fromarray(stored), exif=exif.tobytes(), quality=100)
-    array, note = data.load_image(path, return_note=True)
+    array, note = load_image_with_note(path)
     assert array.shape == (16, 8, 3)
     assert array[2, 2, 0] > 200 and array[2, 2, 2] < 50  # left column is now the top row
     assert array[13, 2, 2] > 200 and array[13, 2, 0] < 50
@@ -109,25 +111,25 @@ def test_exif_orientation_is_applied(tmp_path):
 
 def test_rgb_file_has_no_note(tmp_path):
     image = _photo()
-    array, note = data.load_image(_save(tmp_path / "rgb.png", image), return_note=True)
+    array, note = load_image_with_note(_save(tmp_path / "rgb.png", image))
     np.testing.assert_array_equal(array, np.asarray(image))
     assert note is None
 
 
 def test_missing_and_corrupt_files_name_the_file(tmp_path):
     missing = tmp_path / "missing.png"
-    with pytest.raises(data.ImageReadError, match="missing.png.*file not found"):
-        data.load_image(missing)
+    with pytest.raises(ImageReadError, match="missing.png.*file not found"):
+        load_image(missing)
 
-    with pytest.raises(data.ImageReadError, match="garbage.png") as error:
-        data.load_image(_corrupt(tmp_path / "garbage.png"))
+    with pytest.raises(ImageReadError, match="garbage.png") as error:
+        load_image(_corrupt(tmp_path / "garbage.png"))
     assert isinstance(error.value, ValueError)
     assert error.value.path == str(tmp_path / "garbage.png")
 
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(_png_bytes(_photo((64, 64)))[:500])
-    with pytest.raises(data.ImageReadError, match="truncated.png.*corrupt"):
-        data.load_image(truncated)
+    with pytest.raises(ImageReadError, match="truncated.png.*corrupt"):
+        load_image(truncated)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,23 +139,23 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path):
 
 def test_save_image_round_trips_uint8_and_float(tmp_path):
     pixels = np.asarray(_photo())
-    data.save_image(tmp_path / "out" / "u8.png", pixels)  # creates the directory
-    np.testing.assert_array_equal(data.load_image(tmp_path / "out" / "u8.png"), pixels)
+    save_image(tmp_path / "out" / "u8.png", pixels)  # creates the directory
+    np.testing.assert_array_equal(load_image(tmp_path / "out" / "u8.png"), pixels)
 
-    data.save_image(tmp_path / "float.png", np.full((2, 3, 3), [0.0, 0.5, 2.0], np.float32))
-    np.testing.assert_array_equal(data.load_image(tmp_path / "float.png")[0, 0], [0, 128, 255])
+    save_image(tmp_path / "float.png", np.full((2, 3, 3), [0.0, 0.5, 2.0], np.float32))
+    np.testing.assert_array_equal(load_image(tmp_path / "float.png")[0, 0], [0, 128, 255])
 
-    data.save_image(tmp_path / "photo.jpg", pixels)
+    save_image(tmp_path / "photo.jpg", pixels)
     assert Image.open(tmp_path / "photo.jpg").format == "JPEG"
 
 
 def test_save_image_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="int32"):
-        data.save_image(tmp_path / "a.png", np.zeros((2, 2, 3), np.int32))
+        save_image(tmp_path / "a.png", np.zeros((2, 2, 3), np.int32))
     with pytest.raises(ValueError, match="NaN"):
-        data.save_image(tmp_path / "a.png", np.full((2, 2, 3), np.nan, np.float32))
+        save_image(tmp_path / "a.png", np.full((2, 2, 3), np.nan, np.float32))
     with pytest.raises(ValueError, match="shape"):
-        data.save_image(tmp_path / "a.png", np.zeros((2, 2, 4), np.uint8))
+        save_image(tmp_path / "a.png", np.zeros((2, 2, 4), np.uint8))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ def test_builtin_images_are_rgb_photos_on_disk():
     paths = data.builtin_image_paths()
     assert len(paths) >= 4
     for path in paths + [data.builtin_style_image_path()]:
-        array, note = data.load_image(path, return_note=True)
+        array, note = load_image_with_note(path)
         assert note is None and min(array.shape[:2]) >= 256
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from yoto_tf import data
+from yoto_tf.images import load_image, save_image
 from yoto_tf.layers import ConditionalInstanceNormalization, FiLM
 from yoto_tf.style_transfer import lambda_maps
 from yoto_tf.style_transfer.inference import stylize
@@ -137,16 +137,16 @@ def test_stylize_cli_strength_map(network, tmp_path):
     model = tmp_path / "m.keras"
     network.save(model)
     photo = tmp_path / "photo.png"
-    data.save_image(str(photo), (RNG.uniform(size=(40, 60, 3)) * 255).astype(np.uint8))
+    save_image(str(photo), (RNG.uniform(size=(40, 60, 3)) * 255).astype(np.uint8))
     brush = np.zeros((20, 30, 3), np.uint8)
     brush[:, 15:] = 255
-    data.save_image(str(tmp_path / "map.png"), brush)
+    save_image(str(tmp_path / "map.png"), brush)
     out = tmp_path / "out.png"
     done = _cli(f"--model={model}", f"--image={photo}", f"--out={out}", "--style=1",
                 f"--strength_map={tmp_path / 'map.png'}", "--strength_map_range=0.2,5")
     assert done.returncode == 0, done.stderr
     assert "resized to the photo's 60x40" in done.stderr
-    assert data.load_image(str(out)).shape == (40, 60, 3)
+    assert load_image(str(out)).shape == (40, 60, 3)
     bad = _cli(f"--model={model}", f"--image={photo}", f"--out={out}",
                f"--strength_map={tmp_path / 'map.png'}", "--strength_map_range=0.01,5")
     assert bad.returncode != 0 and "allowed strengths" in bad.stderr

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from trainers import ship_model
 from yoto_tf import data, pretrained
+from yoto_tf.images import load_image, save_image
 from yoto_tf.layers import find_loss_space
 from yoto_tf.model_files import read_model_info, save_model
 from yoto_tf.style_transfer import grid
@@ -42,7 +42,7 @@ def shipped_dir(tmp_path, monkeypatch):
                                 conditioning_units=8)
     trained = tmp_path / "model.keras"
     save_model(network, str(trained), info={"vgg_weights": "imagenet8bit"})
-    ship_model.ship(str(trained), "tiny2", max_bytes=10_000_000)
+    pretrained.ship(str(trained), "tiny2", max_bytes=10_000_000)
     return models_dir, network
 
 
@@ -89,7 +89,7 @@ def test_styles_by_index_or_name(shipped_dir):
 
 def test_ship_refuses_a_file_over_the_limit(shipped_dir, tmp_path):
     with pytest.raises(ValueError, match="exceeds"):
-        ship_model.ship(str(tmp_path / "model.keras"), "tiny2", max_bytes=1000)
+        pretrained.ship(str(tmp_path / "model.keras"), "tiny2", max_bytes=1000)
 
 
 def test_style_names_of_a_trained_file_come_from_its_info(tmp_path):
@@ -131,7 +131,7 @@ def test_shipped_model_keeps_structure_and_strength_moves_away_monotonically():
     network = pretrained.load_network(SHIPPED)
     space = find_loss_space(network)
     for path in data.builtin_image_paths()[:3]:
-        photo = grid.fit_longer_side(data.load_image(path), 192)
+        photo = grid.fit_longer_side(load_image(path), 192)
         for style in range(num_styles(network)):
             kept = [edge_correlation(photo, stylize(network, photo, with_strength(space, s), style))
                     for s in (0.1, 1.0, 10.0)]
@@ -141,7 +141,7 @@ def test_shipped_model_keeps_structure_and_strength_moves_away_monotonically():
 
 def test_stylize_cli_uses_a_shipped_model_by_name_and_style_name(tmp_path):
     photo = tmp_path / "photo.png"
-    data.save_image(str(photo), grid.fit_longer_side(data.load_image(data.builtin_image_paths()[1]), 96))
+    save_image(str(photo), grid.fit_longer_side(load_image(data.builtin_image_paths()[1]), 96))
     out = tmp_path / "out.jpg"
     command = [sys.executable, "-m", "trainers.stylize", f"--model={SHIPPED}", f"--image={photo}",
                f"--out={out}"]

@@ -16,6 +16,8 @@ import skimage.data
 import tensorflow as tf
 
 from yoto_tf import data
+
+from yoto_tf.images import load_image, save_image
 from yoto_tf.layers import find_loss_space as network_space
 from yoto_tf.style_transfer.evaluation import edge_correlation, strength_sweep
 from yoto_tf.style_transfer.inference import stylize
@@ -38,7 +40,7 @@ def train_small_model(seed=0):
     keras.utils.set_random_seed(seed)
     space = style_transfer_loss_space()
     losses = StyleTransferLoss(
-        [data.load_image(data.builtin_style_image_path())], vgg_weights="none",
+        [load_image(data.builtin_style_image_path())], vgg_weights="none",
         style_size=2 * CROP,
     )
     network = build_transformer(space, width_multiplier=0.25)  # 256-unit conditioning MLP
@@ -53,7 +55,7 @@ def train_small_model(seed=0):
 def test_style_loss_falls_and_content_loss_rises_with_strength():
     model = train_small_model()
     images = np.stack([
-        tf.image.resize(data.load_image(path) / 255.0, (EVAL_SIZE, EVAL_SIZE)).numpy()
+        tf.image.resize(load_image(path) / 255.0, (EVAL_SIZE, EVAL_SIZE)).numpy()
         for path in data.builtin_image_paths()
     ]).astype(np.float32)
     reference = dict(zip(model.loss_space.names, model.term_means.numpy()))
@@ -69,7 +71,7 @@ def test_style_loss_falls_and_content_loss_rises_with_strength():
 def train_briefly_with(vgg_weights, content, steps=150, crop=128):
     keras.utils.set_random_seed(0)
     losses = StyleTransferLoss(
-        [data.load_image(data.builtin_style_image_path())], vgg="vgg19", vgg_weights=vgg_weights,
+        [load_image(data.builtin_style_image_path())], vgg="vgg19", vgg_weights=vgg_weights,
         style_size=128,
     )
     network = build_transformer(style_transfer_loss_space(), width_multiplier=0.25)
@@ -90,8 +92,8 @@ def test_imagenet_vgg_features_keep_the_photos_structure_better_than_random_ones
     held_out = "chelsea"
     for path in data.builtin_image_paths():
         if held_out not in path:
-            data.save_image(str(tmp_path / (os.path.basename(path) + ".png")), data.load_image(path))
-    photo = grid.fit_longer_side(data.load_image(skimage.data.data_dir + "/chelsea.png"), 192)
+            save_image(str(tmp_path / (os.path.basename(path) + ".png")), load_image(path))
+    photo = grid.fit_longer_side(load_image(skimage.data.data_dir + "/chelsea.png"), 192)
     correlations = {}
     for weights in ("imagenet8bit", "none"):
         network = train_briefly_with(weights, f"folder:{tmp_path}/*.png")

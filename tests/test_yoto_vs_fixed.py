@@ -155,10 +155,10 @@ def test_harness_cli_on_beta_vae_at_tiny_scale(tmp_path):
 def test_task_adapters_plug_in_with_the_tasks_public_builders(task, image_size, tmp_path):
     """Each adapter builds a fixed and a YOTO model of its task and measures every loss term
     at a lambda (no training: the harness itself is covered above)."""
-    from yoto_tf import data
+    from yoto_tf.images import save_image
 
     for name in ("a.png", "b.png"):
-        data.save_image(str(tmp_path / name), np.random.default_rng(len(name)).random((80, 96, 3)))
+        save_image(str(tmp_path / name), np.random.default_rng(len(name)).random((80, 96, 3)))
     settings = harness.HarnessSettings(image_size=image_size, batch_size=2, eval_examples=2,
                                        train_data=f"folder:{tmp_path}/*.png", vgg_weights="none")
     adapter = harness.make_adapter(task, settings)

@@ -27,6 +27,7 @@ from absl import app, flags, logging
 
 from trainers import core
 from yoto_tf import data
+from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
 from yoto_tf.compression import codec as codec_lib
 from yoto_tf.compression import model as model_lib
 from yoto_tf.compression import rate_control
@@ -160,7 +161,7 @@ def evaluation_summaries(network, batch, space):
 def export_rd_summary(network, model_dir):
     """Codes one built-in photo at 5 lambdas for real and writes ``rd_summary.json``."""
     codec = codec_lib.CompressionCodec(network)
-    image = data.load_image(data.builtin_image_paths()[0])
+    image = load_image(data.builtin_image_paths()[0])
     low, high = codec.lambda_range
     rows = []
     for lam in np.geomspace(low, high, 5) if low < high else [low]:
@@ -200,8 +201,8 @@ def compress() -> None:
     if len(chosen) != 1:
         raise CommandError("compress needs exactly one of --lambda, --target_bpp, --target_bytes")
     try:
-        image, note = data.load_image(FLAGS.input, return_note=True)
-    except data.ImageReadError as err:
+        image, note = load_image_with_note(FLAGS.input)
+    except ImageReadError as err:
         raise CommandError(str(err)) from None
     if note:
         print(f"note: {FLAGS.input}: converted {note}")
@@ -246,7 +247,7 @@ def decompress() -> None:
         raise CommandError(f"cannot decode {FLAGS.input}: {err}") from None
     seconds = time.perf_counter() - start
     try:
-        data.save_image(FLAGS.out, image)
+        save_image(FLAGS.out, image)
     except (OSError, ValueError) as err:
         raise CommandError(f"cannot write {FLAGS.out}: {err}") from None
     print(f"wrote {FLAGS.out}: {image.shape[1]}x{image.shape[0]}, {seconds:.2f} s")

@@ -20,9 +20,11 @@ import os
 import sys
 
 import keras
-from absl import app, flags, logging
+from absl import app, flags
 
 from yoto_tf import data
+
+from yoto_tf.images import load_image
 from yoto_tf.model_files import read_model_info
 from yoto_tf.style_transfer import grid
 from yoto_tf.style_transfer.evaluation import evaluate_strengths, strength_table
@@ -60,7 +62,7 @@ def run() -> str:
     info = read_model_info(FLAGS.model)
     strengths = [float(s) for s in FLAGS.strengths]
     paths = _style_paths()
-    styles = [data.load_image(p) for p in paths]
+    styles = [load_image(p) for p in paths]
     if FLAGS.style_index >= len(styles):
         raise ValueError(f"--style_index {FLAGS.style_index}: only {len(styles)} style image(s).")
     losses = StyleTransferLoss(styles, vgg="vgg19", vgg_weights=FLAGS.vgg_weights)

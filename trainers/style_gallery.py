@@ -14,6 +14,7 @@ import sys
 from absl import app, flags
 
 from yoto_tf import data, pretrained
+from yoto_tf.images import save_image
 from yoto_tf.layers import find_loss_space
 from yoto_tf.style_transfer import grid
 from yoto_tf.style_transfer.inference import num_styles, stylize
@@ -51,7 +52,7 @@ def run() -> str:
     photos = [(name, grid.fit_longer_side(image, FLAGS.size)) for name, image in
               data.eval_images(data.parse_source(FLAGS.images), max_images=FLAGS.num_images)]
     rows, labels = gallery_rows(network, photos, names, [float(s) for s in FLAGS.strengths])
-    data.save_image(FLAGS.out, grid.labelled_grid(rows, labels))
+    save_image(FLAGS.out, grid.labelled_grid(rows, labels))
     return f"Wrote {FLAGS.out}: {len(rows)} rows x {len(FLAGS.strengths) + 1} columns."
 
 

@@ -29,6 +29,7 @@ from absl import app, flags, logging
 
 from trainers import core
 from yoto_tf import data
+from yoto_tf.images import load_image_with_note, save_image
 from yoto_tf.style_transfer import grid
 from yoto_tf.style_transfer.inference import sweep
 from yoto_tf.style_transfer.loss_space import STYLE_NAMES, style_transfer_loss_space
@@ -80,12 +81,12 @@ def load_style_images(paths: list[str]) -> tuple[list[str], list[np.ndarray]]:
     """Decodes the style images (the built-in one when ``paths`` is empty).
 
     Raises:
-      yoto_tf.data.ImageReadError: a file is missing or undecodable (names the file).
+      yoto_tf.images.ImageReadError: a file is missing or undecodable (names the file).
     """
     paths = list(paths) or [data.builtin_style_image_path()]
     images = []
     for path in paths:
-        image, note = data.load_image(path, return_note=True)
+        image, note = load_image_with_note(path)
         if note:
             logging.info("Style image %s: %s", path, note)
         images.append(image)
@@ -153,7 +154,7 @@ def make_task(
     def export(network, model_dir):
         rows, labels = sweep_rows(network, eval_images, num_styles)
         path = os.path.join(model_dir, "lambda_sweep.png")
-        data.save_image(path, grid.labelled_grid(rows, labels))
+        save_image(path, grid.labelled_grid(rows, labels))
         logging.info("Wrote %s", path)
 
     return core.TrainTask(

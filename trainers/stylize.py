@@ -34,12 +34,12 @@ import time
 
 from absl import app, flags, logging
 
-from yoto_tf import data, pretrained
+from yoto_tf import pretrained
+from yoto_tf.images import load_image, save_image
 from yoto_tf.layers import find_loss_space
 from yoto_tf.model_files import read_model_info
-from yoto_tf.style_transfer import grid
+from yoto_tf.style_transfer import grid, lambda_maps
 from yoto_tf.style_transfer.inference import num_styles, stylize, sweep
-from yoto_tf.style_transfer import lambda_maps
 from yoto_tf.style_transfer.loss_space import lambda_from_values, strength_range
 
 flags.DEFINE_string(
@@ -119,7 +119,7 @@ def _strength_map(space, base, size: tuple[int, int]):
             raise ValueError("--strength_map_range takes two numbers LO,HI, got "
                              f"{','.join(FLAGS.strength_map_range)!r}.") from None
         lambda_maps.check_strength_range(space, low, high, base)
-    gray = data.load_image(FLAGS.strength_map).mean(axis=-1)
+    gray = load_image(FLAGS.strength_map).mean(axis=-1)
     if gray.shape != size:
         logging.info("Strength map %s is %dx%d; resized to the photo's %dx%d.",
                      FLAGS.strength_map, gray.shape[1], gray.shape[0], size[1], size[0])
@@ -145,7 +145,7 @@ def run() -> str:
         style_weights=_style_weights(FLAGS.style_weights), tv_weight=FLAGS.tv_weight,
         strength=FLAGS.strength,
     )
-    image = data.load_image(FLAGS.image)
+    image = load_image(FLAGS.image)
     start = time.perf_counter()
     if FLAGS.strength_map:
         if FLAGS.sweep or FLAGS.strength is not None:
@@ -162,7 +162,7 @@ def run() -> str:
     else:
         result = stylize(network, image, lam, style_index, **_tiling_kwargs())
     seconds = time.perf_counter() - start
-    data.save_image(FLAGS.out, result)
+    save_image(FLAGS.out, result)
     weights = ", ".join(f"{n}={v:.4g}" for n, v in zip(space.names, lam))
     return (f"Wrote {FLAGS.out} ({result.shape[1]}x{result.shape[0]}) in {seconds:.1f} s; "
             f"loss weights: {weights}.")

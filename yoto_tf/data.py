@@ -1,6 +1,6 @@
 """Image input shared by the YOTO trainers.
 
-* ``load_image`` / ``save_image``: robust single-image I/O (any Pillow mode -> RGB uint8).
+* Single images are read and written by :mod:`yoto_tf.images` (no TensorFlow).
 * ``builtin_image_paths`` / ``builtin_style_image_path``: offline default images (photos
   that ship inside scikit-image; a public-domain painting that ships inside this package).
 * ``parse_source``: parses the ``--content`` / ``--train_data`` flag values.
@@ -14,7 +14,6 @@ training patches are ``float32`` in ``[0, 1]``.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import glob
 import logging
@@ -26,7 +25,8 @@ import numpy as np
 import skimage.data
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from yoto_tf.images import ImageReadError, load_image, verify_image
 
 logger = logging.getLogger(__name__)
 
@@ -55,139 +55,6 @@ _BUILTIN_PHOTOS = (
 )
 _BUILTIN_STYLE = ("style_transfer", "paintings", "vangogh_starry_night.jpg")
 
-_16BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-_MODE_NAMES = {
-    "1": "bilevel (1)",
-    "L": "grayscale (L)",
-    "P": "palette (P)",
-    "CMYK": "CMYK",
-    "YCbCr": "YCbCr",
-    "LAB": "Lab",
-    "HSV": "HSV",
-    "F": "32-bit float grayscale (F)",
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Single images
-# --------------------------------------------------------------------------------------------
-
-
-class ImageReadError(ValueError):
-    """An image file is missing or cannot be decoded.
-
-    Attributes:
-      path: the file that failed.
-      reason: short human-readable cause (e.g. "file not found").
-    """
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(f"cannot read image '{path}': {reason}")
-        self.path = path
-        self.reason = reason
-
-
-def load_image(path, *, return_note: bool = False):
-    """Decodes an image file with Pillow into RGB.
-
-    Handles every Pillow mode: grayscale (``1``, ``L``) is replicated to 3 channels;
-    16-bit grayscale (``I;16*``, and ``I``, whose values are taken as 16-bit and clipped to
-    [0, 65535]) is scaled to 8 bits as ``round(value / 257)`` (so 65535 -> 255, not clipped);
-    anything with transparency (``RGBA``, ``LA``, ``PA``, ``P``/``L``/``RGB`` with a
-    transparency key) is **alpha-composited on white**, so transparent pixels become white
-    rather than whatever colour they happen to store; palette, CMYK, YCbCr etc. go through
-    Pillow's ``convert("RGB")``. 16-bit-per-channel RGB files are reduced to 8 bits by Pillow
-    itself (high byte). The EXIF orientation tag is applied. Multi-frame files (GIF, TIFF)
-    yield their first frame.
-
-    Args:
-      path: file path (str or os.PathLike).
-      return_note: also return a short description of the conversion applied.
-
-    Returns:
-      ``uint8 [H, W, 3]`` array, or ``(array, note)`` when ``return_note`` is set, where
-      ``note`` is e.g. ``"grayscale (L) -> RGB"`` or ``None`` for an upright RGB file.
-
-    Raises:
-      ImageReadError: the file is missing, not an image, or its data is corrupt/truncated;
-        the message names the file and the reason.
-    """
-    path = os.fspath(path)
-    with _read_errors(path), Image.open(path) as image:
-        image.load()
-        notes = []
-        if getattr(image, "n_frames", 1) > 1:
-            notes.append(f"used first of {image.n_frames} frames")
-        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-            ImageOps.exif_transpose(image, in_place=True)
-            notes.append("applied EXIF orientation")
-        array, conversion = _to_rgb_uint8(image)
-    if conversion:
-        notes.insert(0, conversion)
-    if return_note:
-        return array, "; ".join(notes) or None
-    return array
-
-
-@contextlib.contextmanager
-def _read_errors(path: str):
-    """Turns the errors Pillow raises while opening/decoding ``path`` into ImageReadError."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise ImageReadError(path, "file not found") from None
-    except UnidentifiedImageError:
-        raise ImageReadError(path, "not a recognised image format, or corrupt") from None
-    # Pillow signals bad data with several exception types depending on the codec.
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
-        raise ImageReadError(path, f"corrupt or unreadable image data ({error})") from error
-
-
-def _to_rgb_uint8(image: Image.Image) -> tuple[np.ndarray, str | None]:
-    """Converts a loaded Pillow image to ``uint8 [H, W, 3]`` plus a conversion note."""
-    mode = image.mode
-    if mode in _16BIT_GREY_MODES:
-        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
-        grey = np.round(values / 257.0).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=-1), f"16-bit grayscale ({mode}) -> 8-bit RGB"
-    if image.has_transparency_data:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        rgb = Image.alpha_composite(white, rgba).convert("RGB")
-        return np.array(rgb), f"{mode} -> RGB (transparency composited on white)"
-    if mode == "RGB":
-        return np.array(image), None
-    return np.array(image.convert("RGB")), f"{_MODE_NAMES.get(mode, mode)} -> RGB"
-
-
-def save_image(path, array) -> None:
-    """Writes an image; the format follows the extension (``.png``, ``.jpg``, ...).
-
-    Args:
-      path: destination; missing parent directories are created. JPEG uses quality 95.
-      array: ``[H, W, 3]``, ``[H, W, 1]`` or ``[H, W]``; ``uint8``, or floating point in
-        ``[0, 1]`` (clipped, then scaled by 255 and rounded). Tensors are accepted.
-
-    Raises:
-      ValueError: unsupported shape or dtype, non-finite values, or unknown extension.
-    """
-    path = os.fspath(path)
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
-        raise ValueError(f"save_image expects [H, W, 3] or [H, W] pixels, got shape {array.shape}")
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"cannot save {path}: image contains NaN or infinite values")
-        array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        raise ValueError(f"save_image expects uint8 or float [0, 1] pixels, got {array.dtype}")
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    options = {"quality": 95} if path.lower().endswith((".jpg", ".jpeg")) else {}
-    Image.fromarray(array).save(path, **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,23 +217,25 @@ def scan_images(paths, *, decode: bool = True) -> ScanResult:
         header/structure check (``Image.verify``), which is much faster for big folders but
         can miss truncated JPEGs.
     """
-    good, bad = [], {}
+    done, bad = _read_each(paths, load_image if decode else verify_image)
+    return ScanResult([path for path, _ in done], bad)
+
+
+def _read_each(paths, read=load_image, limit: int | None = None):
+    """Applies ``read`` to every path (stopping after ``limit`` successes).
+
+    Returns:
+      ``([(path, read(path)), ...], {unreadable path: reason})``, both in input order.
+    """
+    done, bad = [], {}
     for path in paths:
+        if limit is not None and len(done) == limit:
+            break
         try:
-            if decode:
-                load_image(path)
-            else:
-                _verify_image(path)
-            good.append(path)
+            done.append((path, read(path)))
         except ImageReadError as error:
             bad[path] = error.reason
-    return ScanResult(good, bad)
-
-
-def _verify_image(path: str) -> None:
-    """Cheap structural check of an image file; raises ImageReadError."""
-    with _read_errors(path), Image.open(path) as image:
-        image.verify()
+    return done, bad
 
 
 def _report_unreadable(source: ImageSource, num_files: int, bad: dict[str, str]) -> None:
@@ -498,13 +367,8 @@ def _file_images(source, *, shuffle, seed, repeat, max_cache_bytes):
 
 def _load_all(paths: list[str]) -> tuple[list[np.ndarray], dict[str, str]]:
     """Decodes every readable file; returns the arrays and unreadable path -> reason."""
-    arrays, bad = [], {}
-    for path in paths:
-        try:
-            arrays.append(load_image(path))
-        except ImageReadError as error:
-            bad[path] = error.reason
-    return arrays, bad
+    done, bad = _read_each(paths)
+    return [array for _, array in done], bad
 
 
 def _cached_lookup(arrays: list[np.ndarray]):
@@ -675,13 +539,8 @@ def eval_images(
     duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         raise ValueError(f"{source} has several files named {', '.join(duplicates)} (extensions differ)")
-    images, bad = [], {}
-    for name, path in named:
-        if max_images is not None and len(images) == max_images:
-            break
-        try:
-            images.append((name, load_image(path)))
-        except ImageReadError as error:
-            bad[path] = error.reason
+    name_of = {path: name for name, path in named}
+    done, bad = _read_each([path for _, path in named], limit=max_images)
+    images = [(name_of[path], array) for path, array in done]
     _report_unreadable(source, len(images) + len(bad), bad)
     return images

@@ -11,6 +11,7 @@ title, artist, date, source and licence.
 * :func:`load_network`: the same, loaded (float32 compute).
 * :func:`resolve_style`: ``"2"`` or ``"great_wave"`` -> a style index, with an error listing
   the styles that exist.
+* :func:`ship`: (maintainers) writes a trained model as a manifest entry's file.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import os
 
 import keras
 
-from yoto_tf.files import sha256_of
-from yoto_tf.model_files import read_model_info
+from yoto_tf.files import sha256_of, write_atomically
+from yoto_tf.model_files import read_model_info, write_float16_copy
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 MODELS_DIR = os.path.join(PACKAGE_DIR, "pretrained_models")
@@ -156,3 +157,32 @@ def resolve_style(style: str | int, names: list[str], num_styles: int) -> int:
         reason = "is ambiguous" if matches else "is unknown"
         raise ShippedModelError(f"Style {text!r} {reason}; the model has {listing}.")
     return matches[0]
+
+
+def ship(model_path: str, name: str, max_bytes: int = 10_000_000) -> str:
+    """Writes ``model_path`` as the shipped file of the manifest entry ``name`` (float16
+    weights) and records its sha256 in the manifest; returns a one-line summary.
+
+    Raises:
+      ShippedModelError: unknown entry; ValueError: the file would exceed ``max_bytes``.
+    """
+    entry = get_model(name)
+    write_float16_copy(model_path, entry.path)
+    size = os.path.getsize(entry.path)
+    if size > max_bytes:
+        os.remove(entry.path)
+        raise ValueError(f"{entry.path}: {size / 1e6:.1f} MB exceeds {max_bytes / 1e6:.0f} MB.")
+    with open(MANIFEST) as f:
+        manifest = json.load(f)
+    sha = sha256_of(entry.path)
+    for item in manifest["models"]:
+        if item["name"] == name:
+            item["sha256"] = sha
+
+    def dump(path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+
+    write_atomically(MANIFEST, dump)
+    return f"Shipped {model_path} as {entry.path} ({size / 1e6:.2f} MB, sha256 {sha})."

@@ -202,12 +202,12 @@ def check_size(height: int, width: int) -> None:
 
 
 def check_image(image) -> np.ndarray:
-    """Checks an image is uint8 [H, W, 3] (use yoto_tf.data.load_image to convert files)."""
+    """Checks an image is uint8 [H, W, 3] (use yoto_tf.images.load_image to convert files)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"expected an RGB image of shape [H, W, 3], got shape {image.shape}")
     if image.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels, got {image.dtype} (convert with yoto_tf.data.load_image)")
+        raise ValueError(f"expected uint8 pixels, got {image.dtype} (convert with yoto_tf.images.load_image)")
     check_size(*image.shape[:2])
     return image
 
