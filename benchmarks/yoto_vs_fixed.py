@@ -237,7 +237,7 @@ def _heldout_crops(settings: HarnessSettings, size: int) -> np.ndarray:
 def _swept_only(space: LossSpace, coefficient: str, low: float | None, high: float | None) -> LossSpace:
     """``space`` with ``coefficient`` log-uniform on [low, high] (None: its own range) and
     every other coefficient fixed at its default: a one-dimensional YOTO problem."""
-    swept = space.coefficients[space.index(coefficient)]
+    swept = space.coefficient(coefficient)
     low, high = low or swept.low, high or swept.high
     return LossSpace([
         Coefficient(c.name, low, high, "log_uniform") if c.name == coefficient

@@ -102,3 +102,18 @@ def test_bad_coefficients(kwargs, match):
 def test_duplicate_names_rejected():
     with pytest.raises(ValueError, match="Duplicate"):
         LossSpace([Coefficient("a", 1, 2), Coefficient("a", 1, 3)])
+
+
+def test_coefficient_by_name_and_range_parser():
+    from trainers.cli import parse_range
+
+    space = LossSpace([Coefficient.fixed("a", 1.0), Coefficient("b", 0.5, 8.0, "log_uniform")])
+    assert space.coefficient("b").high == 8.0
+    with pytest.raises(KeyError, match=r"No coefficient named 'c'.*\['a', 'b'\]"):
+        space.coefficient("c")
+    assert parse_range("--x_range", "0.5, 2") == (0.5, 2.0)
+    with pytest.raises(ValueError, match=r"--x_range must be LO,HI \(two numbers\), got 'a,b'"):
+        parse_range("--x_range", "a,b")
+    with pytest.raises(ValueError, match="--x_range needs 0 < LO < HI"):
+        parse_range("--x_range", "0,1")
+    assert parse_range("--y", "-1,1", positive=False) == (-1.0, 1.0)

@@ -163,7 +163,7 @@ def test_task_adapters_plug_in_with_the_tasks_public_builders(task, image_size, 
                                        train_data=f"folder:{tmp_path}/*.png", vgg_weights="none")
     adapter = harness.make_adapter(task, settings)
     space = adapter.loss_space(None, None)
-    swept = space.coefficients[space.index(adapter.coefficient)]
+    swept = space.coefficient(adapter.coefficient)
     assert swept.distribution == "log_uniform"
     fixed = harness.fixed_loss_space(space, adapter.coefficient, swept.high)
     batch = next(iter(adapter.train_dataset(2, seed=0)))

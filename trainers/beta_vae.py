@@ -17,7 +17,7 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
-from trainers import core
+from trainers import cli, core
 from yoto_tf.beta_vae import evaluation, inputs, model as beta_vae
 
 flags.DEFINE_string("data", inputs.SHAPES, f"Training images: {inputs.ACCEPTED}.")
@@ -42,18 +42,6 @@ flags.DEFINE_integer("eval_images", 512, "Held-out images for the final evaluati
 FLAGS = flags.FLAGS
 
 
-def parse_beta_range(text: str) -> tuple[float, float]:
-    """Parses ``"LO,HI"``; raises ValueError explaining the expected form."""
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        low, high = (float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"--beta_range must be LO,HI (two numbers), got {text!r}.") from None
-    if not 0 < low < high:
-        raise ValueError(f"--beta_range needs 0 < LO < HI, got {text!r}.")
-    return low, high
-
-
 def default_eval_betas(low: float, high: float) -> list[float]:
     """Powers of two in [low, high] (YOTO evaluates at powers of two), plus the ends."""
     powers = [2.0 ** e for e in range(int(np.ceil(np.log2(low))), int(np.floor(np.log2(high))) + 1)]
@@ -65,7 +53,7 @@ def loss_space_from_flags():
         if FLAGS.fixed_beta <= 0:
             raise ValueError(f"--fixed_beta must be positive, got {FLAGS.fixed_beta}.")
         return beta_vae.fixed_beta_loss_space(FLAGS.fixed_beta)
-    return beta_vae.beta_loss_space(*parse_beta_range(FLAGS.beta_range))
+    return beta_vae.beta_loss_space(*cli.parse_range("--beta_range", FLAGS.beta_range))
 
 
 def eval_betas_from_flags(space) -> list[float]:
@@ -76,7 +64,7 @@ def eval_betas_from_flags(space) -> list[float]:
         except ValueError:
             raise ValueError(f"--eval_betas must be numbers, got {FLAGS.eval_betas}.") from None
     else:
-        kl = space.coefficients[space.index("kl")]
+        kl = space.coefficient("kl")
         betas = default_eval_betas(kl.low, kl.high)
     for beta in betas:
         space.make(kl=beta)  # ValueError naming the trained range

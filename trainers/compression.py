@@ -25,7 +25,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from trainers import core
+from trainers import cli, core
 from yoto_tf import data
 from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
 from yoto_tf.compression import codec as codec_lib
@@ -72,16 +72,6 @@ class CommandError(Exception):
 
 
 # ------------------------------------------------------------------------------- train
-def parse_lambda_range(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise CommandError(f"--lambda_range must be LO,HI (two numbers), got {text!r}") from None
-    if not 0 < low < high:
-        raise CommandError(f"--lambda_range needs 0 < LO < HI, got {text!r}")
-    return low, high
-
-
 def make_task() -> core.TrainTask:
     """The TrainTask of the flags; checks the flags and the image source first.
 
@@ -89,7 +79,7 @@ def make_task() -> core.TrainTask:
       CommandError / ValueError: bad lambda flags, a malformed source, or a folder source
         that matches no image.
     """
-    space = model_lib.compression_loss_space(parse_lambda_range(FLAGS.lambda_range), FLAGS.fixed_lambda)
+    space = model_lib.compression_loss_space(cli.parse_range("--lambda_range", FLAGS.lambda_range), FLAGS.fixed_lambda)
     source = data.parse_source(FLAGS.train_data)
     if not isinstance(source, data.TfdsSource):
         data.list_image_paths(source)
@@ -137,7 +127,7 @@ def evaluation_summaries(network, batch, space):
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    coef = space.coefficients[space.index("distortion")]
+    coef = space.coefficient("distortion")
     lams = np.geomspace(coef.low, coef.high, EVAL_BUCKETS) if coef.low < coef.high else [coef.low]
     images = {}
     x = np.asarray(batch, np.float32)

@@ -148,6 +148,10 @@ class LossSpace:
     def __hash__(self):
         return hash(self.coefficients)
 
+    def coefficient(self, name: str) -> Coefficient:
+        """The Coefficient called ``name``; KeyError listing the names when there is none."""
+        return self.coefficients[self.index(name)]
+
     def index(self, name: str) -> int:
         try:
             return self.names.index(name)
@@ -209,7 +213,7 @@ class LossSpace:
     def grid(self, name: str, num: int, base: np.ndarray | None = None) -> np.ndarray:
         """``num`` lambdas [num, k] sweeping coefficient ``name`` over its range
         (log-spaced for log_uniform), others at ``base`` (default: the defaults)."""
-        coef = self.coefficients[self.index(name)]
+        coef = self.coefficient(name)
         if coef.distribution == "log_uniform":
             values = np.geomspace(coef.low, coef.high, num)
         else:

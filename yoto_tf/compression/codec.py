@@ -79,7 +79,7 @@ class CompressionCodec:
     # ------------------------------------------------------------------ lambda
     @property
     def lambda_range(self) -> tuple[float, float]:
-        coef = self.loss_space.coefficients[self.loss_space.index("distortion")]
+        coef = self.loss_space.coefficient("distortion")
         return coef.low, coef.high
 
     def lambda_vector(self, lam: float) -> np.ndarray:
