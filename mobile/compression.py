@@ -2,7 +2,7 @@
 
 An app runs the analysis transform (picture -> latent) before encoding and the synthesis
 transform (decoded latent -> picture) after decoding; the entropy coding (hyperprior,
-scale table, range coder) stays in host code (yoto_tf/compression/codec.py), where the
+scale table, ANS coder) stays in host code (yoto_tf/compression/codec.py), where the
 scale indices are computed identically on both sides. Both transforms take the SAME
 ``loss_weights`` input as the codec (the rate-distortion trade-off, e.g. ``distortion``
 log-uniform and ``rate`` fixed), so one pair of files serves every quality.

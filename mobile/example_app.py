@@ -28,6 +28,8 @@ from PIL import Image
 
 from mobile import metadata
 
+# Input names of the exported signature (yoto_tf.layers.LAMBDA_INPUT etc.), spelled out: the
+# app runs on LiteRT alone and must not import Keras.
 IMAGE, LOSS_WEIGHTS, STYLE_INDEX = "image", "loss_weights", "style_index"
 
 

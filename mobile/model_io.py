@@ -24,8 +24,9 @@ import keras
 
 import yoto_tf
 from yoto_tf.coefficients import LossSpace
+from yoto_tf.layers import LAMBDA_INPUT
 
-LOSS_WEIGHTS = "loss_weights"
+LOSS_WEIGHTS = LAMBDA_INPUT
 STYLE_INDEX = "style_index"
 IMAGE = "image"
 

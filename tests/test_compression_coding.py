@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from keras import ops
 
-from yoto_tf.compression import coder, container, entropy_models, tables
+from yoto_tf.compression import ans_coder, container, entropy_models, tables
 
 
 # ------------------------------------------------------------------------ tables + coder
 def test_make_table_is_integer_and_complete():
     pmf = entropy_models.gaussian_pmf_numpy(np.arange(-5, 6), 1.3)
-    table = coder.make_table(pmf, -5)
+    table = ans_coder.make_table(pmf, -5)
     assert table.freqs.dtype == np.int64
-    assert table.freqs.sum() == 2**coder.PRECISION
+    assert table.freqs.sum() == 2**ans_coder.PRECISION
     assert table.freqs.min() >= 1 and table.escape == 11
     # The integer table follows the probabilities closely (24-bit precision).
-    np.testing.assert_allclose(table.freqs[:-1] / 2**coder.PRECISION, pmf, atol=1e-6)
+    np.testing.assert_allclose(table.freqs[:-1] / 2**ans_coder.PRECISION, pmf, atol=1e-6)
 
 
 def test_latent_tables_cover_the_scale_table():
@@ -38,10 +38,10 @@ def test_coder_round_trip_with_escapes_and_rate_close_to_ideal():
     ids = rng.integers(0, len(latent), 20000)
     scales = entropy_models.scale_table()[ids]
     values = np.round(rng.normal(size=ids.size) * scales).astype(np.int64)
-    values[[3, 50, 999]] = [10**6, -(10**9), coder.MAX_ABS_SYMBOL]  # far outside every table
-    data, escapes = coder.encode([(values, ids, latent)])
-    assert escapes == [10**6, -(10**9), coder.MAX_ABS_SYMBOL]
-    stream = coder.StreamDecoder(data, coder.write_varints(escapes))
+    values[[3, 50, 999]] = [10**6, -(10**9), ans_coder.MAX_ABS_SYMBOL]  # far outside every table
+    data, escapes = ans_coder.encode([(values, ids, latent)])
+    assert escapes == [10**6, -(10**9), ans_coder.MAX_ABS_SYMBOL]
+    stream = ans_coder.StreamDecoder(data, ans_coder.write_varints(escapes))
     np.testing.assert_array_equal(stream.decode(ids, latent), values)
     stream.finish()
 
@@ -58,9 +58,9 @@ def test_segments_share_one_stream_and_decode_in_order():
     latent = tables.latent_tables()
     first = (np.array([0, 1, -2, 40]), np.array([5, 5, 20, 1]), latent)
     second = (np.array([7, -7, 3]), np.array([30, 30, 63]), latent)
-    data, escapes = coder.encode([first, second])
+    data, escapes = ans_coder.encode([first, second])
     assert escapes == [40]  # 40 is far outside the table of scale index 1
-    stream = coder.StreamDecoder(data, coder.write_varints(escapes))
+    stream = ans_coder.StreamDecoder(data, ans_coder.write_varints(escapes))
     np.testing.assert_array_equal(stream.decode(first[1], latent), first[0])
     np.testing.assert_array_equal(stream.decode(second[1], latent), second[0])
     stream.finish()
@@ -68,13 +68,13 @@ def test_segments_share_one_stream_and_decode_in_order():
 
 def test_varints_round_trip_and_reject_damage():
     values = [0, -1, 1, 63, -64, 2**31 - 1, -(2**31 - 1)]
-    encoded = coder.write_varints(values)
-    np.testing.assert_array_equal(coder.EscapeReader(encoded).read(len(values)), values)
+    encoded = ans_coder.write_varints(values)
+    np.testing.assert_array_equal(ans_coder.EscapeReader(encoded).read(len(values)), values)
     with pytest.raises(container.CorruptFileError, match="ends in the middle"):
-        coder.EscapeReader(encoded[:-1]).read(len(values))
+        ans_coder.EscapeReader(encoded[:-1]).read(len(values))
     with pytest.raises(container.CorruptFileError, match="malformed"):
-        coder.EscapeReader(b"\xff" * 20).read(1)
-    reader = coder.EscapeReader(encoded + b"\x00")
+        ans_coder.EscapeReader(b"\xff" * 20).read(1)
+    reader = ans_coder.EscapeReader(encoded + b"\x00")
     reader.read(len(values))
     with pytest.raises(container.CorruptFileError, match="unused bytes"):
         reader.check_consumed()
@@ -83,16 +83,16 @@ def test_varints_round_trip_and_reject_damage():
 def test_stream_decoder_rejects_leftover_ragged_and_invalid_streams():
     latent = tables.latent_tables()
     ids = np.full(100, 30)
-    data, _ = coder.encode([(np.arange(100) % 5, ids, latent)])
+    data, _ = ans_coder.encode([(np.arange(100) % 5, ids, latent)])
     with pytest.raises(container.CorruptFileError, match="32-bit words"):
-        coder.StreamDecoder(data[:-1], b"")
-    stream = coder.StreamDecoder(data, b"")
+        ans_coder.StreamDecoder(data[:-1], b"")
+    stream = ans_coder.StreamDecoder(data, b"")
     stream.decode(ids[:50], latent)
     with pytest.raises(container.CorruptFileError, match="left over"):
         stream.finish()
     with pytest.raises(container.CorruptFileError, match="invalid"):  # ANS never ends in a 0 word
-        coder.StreamDecoder(data + bytes(4), b"")
-    stream = coder.StreamDecoder(data, b"\x01")
+        ans_coder.StreamDecoder(data + bytes(4), b"")
+    stream = ans_coder.StreamDecoder(data, b"\x01")
     stream.decode(ids, latent)
     with pytest.raises(container.CorruptFileError, match="unused bytes"):
         stream.finish()
@@ -137,7 +137,7 @@ def test_hyperprior_tables_center_on_medians_and_keep_the_tail_small():
     np.testing.assert_allclose(logits[:, 0], 0.0, atol=1e-6)  # CDF(median) = 1/2
     for table in result.tables:
         assert table.offset <= 0 < table.offset + table.escape
-        assert table.freqs[-1] / 2**coder.PRECISION < 10 * tables.TAIL_MASS
+        assert table.freqs[-1] / 2**ans_coder.PRECISION < 10 * tables.TAIL_MASS
 
 
 def test_bound_scale_index_passes_gradients_only_towards_the_range():

@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 
 from yoto_tf.coefficients import Coefficient, LossSpace
-from yoto_tf.layers import ConditioningNetwork, FiLM
+from yoto_tf.layers import LAMBDA_INPUT, ConditioningNetwork, FiLM
 
 TARGET_A = np.array([3.0, 1.0], np.float32)
 TARGET_B = np.array([-1.0, 0.5], np.float32)
@@ -36,7 +36,7 @@ def build_network(space: LossSpace, conditioned: bool = True, units: int = 64) -
     """Inputs ``(x [B, 1], lam [B, 2])`` -> y [B, 2]; ``conditioned=False`` drops the FiLM
     layers, so the output cannot depend on lambda (the baseline YOTO is compared to)."""
     x = keras.Input((1,), name="x")
-    lam = keras.Input((space.size,), name="loss_weights")
+    lam = keras.Input((space.size,), name=LAMBDA_INPUT)
     embedding = ConditioningNetwork(space, units=units, name="conditioning")(lam)
     h = x
     for i in range(2):

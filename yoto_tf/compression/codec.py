@@ -32,7 +32,7 @@ import weakref
 import keras
 import numpy as np
 
-from yoto_tf.compression import coder, container, entropy_models, tables
+from yoto_tf.compression import ans_coder, container, entropy_models, tables
 from yoto_tf.compression.model import PAD_MULTIPLE, CompressionModel
 
 MAX_PIXELS = 1 << 24
@@ -41,7 +41,7 @@ hold several float32 activations of 128 channels at half resolution in memory.""
 
 _CODEC_CONSTANTS = {
     "format_version": container.FORMAT_VERSION,
-    "precision": coder.PRECISION,
+    "precision": ans_coder.PRECISION,
     "tail_mass": tables.TAIL_MASS,
     "scales": [entropy_models.SCALE_MIN, entropy_models.SCALE_MAX, entropy_models.NUM_SCALES],
 }
@@ -114,8 +114,8 @@ class CompressionCodec:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"the analysis transform produced non-finite {name}; the model is broken")
         return (
-            np.clip(np.round(y), -coder.MAX_ABS_SYMBOL, coder.MAX_ABS_SYMBOL).astype(np.int64),
-            np.clip(np.round(z - self._z_medians32), -coder.MAX_ABS_SYMBOL, coder.MAX_ABS_SYMBOL).astype(np.int64),
+            np.clip(np.round(y), -ans_coder.MAX_ABS_SYMBOL, ans_coder.MAX_ABS_SYMBOL).astype(np.int64),
+            np.clip(np.round(z - self._z_medians32), -ans_coder.MAX_ABS_SYMBOL, ans_coder.MAX_ABS_SYMBOL).astype(np.int64),
         )
 
     def scale_indices(self, z_symbols: np.ndarray, lam_vec: np.ndarray) -> np.ndarray:
@@ -146,12 +146,12 @@ class CompressionCodec:
     def encode(self, y_symbols, z_symbols, lam_vec, height, width) -> bytes:
         z_ids = np.broadcast_to(np.arange(z_symbols.shape[-1]), z_symbols.shape)
         y_ids = self.scale_indices(z_symbols, lam_vec)
-        stream, escapes = coder.encode([
+        stream, escapes = ans_coder.encode([
             (z_symbols, z_ids, self._hyperprior.tables),
             (y_symbols, y_ids, self._latent_tables),
         ])
         return container.pack(container.CompressedImage(
-            self.fingerprint, lam_vec, int(height), int(width), (stream, coder.write_varints(escapes))
+            self.fingerprint, lam_vec, int(height), int(width), (stream, ans_coder.write_varints(escapes))
         ))
 
     def decode(self, data: bytes):
@@ -174,7 +174,7 @@ class CompressionCodec:
         ph, pw = padded_size(height, width)
         n = self.network.num_filters
         z_shape = (1, ph // PAD_MULTIPLE, pw // PAD_MULTIPLE, n)
-        stream = coder.StreamDecoder(*parsed.payloads)
+        stream = ans_coder.StreamDecoder(*parsed.payloads)
         z_symbols = stream.decode(np.broadcast_to(np.arange(n), z_shape), self._hyperprior.tables)
         y_symbols = stream.decode(self.scale_indices(z_symbols, lam_vec), self._latent_tables)
         stream.finish()

@@ -12,7 +12,7 @@
 Training replaces rounding by additive uniform noise (:func:`quantize`); likelihoods are
 bounded below by ``LIKELIHOOD_BOUND``. The Keras functions here run in the model graph
 (``keras.ops``); the ``*_numpy`` functions evaluate the same densities in float64 on the
-host, where the integer coding tables are built (see ``coder.py``), so that encoder and
+host, where the integer coding tables are built (see ``ans_coder.py``), so that encoder and
 decoder derive bit-identical tables from the weights.
 """
 

@@ -25,14 +25,13 @@ from keras import ops
 
 from yoto_tf.coefficients import Coefficient, LossSpace, as_loss_space
 from yoto_tf.compression import entropy_models
-from yoto_tf.layers import GDN, ConditioningNetwork, FiLM
+from yoto_tf.layers import GDN, LAMBDA_INPUT, ConditioningNetwork, FiLM
 
 DEFAULT_LAMBDA_RANGE = (0.0018, 0.18)
 """CompressAI's qualities 1..8 (lambda on 255^2 * MSE)."""
 DISTORTION_SCALE = 255.0**2
 LATENT_STRIDE = 16  # y is H/16 x W/16
 PAD_MULTIPLE = 64  # z is H/64 x W/64: inputs are padded to a multiple of this
-LAMBDA_INPUT = "loss_weights"  # input name of lambda in the exported transform models
 
 
 def compression_loss_space(lambda_range=DEFAULT_LAMBDA_RANGE, fixed_lambda=None) -> LossSpace:

@@ -5,7 +5,7 @@
   (z is coded as ``round(z - median)``, so the symbols sit where the density has its mass).
 
 Everything here is float64 NumPy on weights read from the model, followed by the integer
-quantization of ``coder.make_table``: the encoder and decoder processes compute identical
+quantization of ``ans_coder.make_table``: the encoder and decoder processes compute identical
 integers.
 """
 
@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from yoto_tf.compression import coder, entropy_models
+from yoto_tf.compression import ans_coder, entropy_models
 
 TAIL_MASS = 1e-6
 """Probability mass left outside each table; values there are coded with the escape."""
@@ -25,13 +25,13 @@ _BISECTION_STEPS = 80
 _SEARCH_LIMIT = 1e6
 
 
-def latent_tables(tail_mass: float = TAIL_MASS) -> list[coder.CodingTable]:
+def latent_tables(tail_mass: float = TAIL_MASS) -> list[ans_coder.CodingTable]:
     """Tables of the quantized N(0, s^2) for every s of ``entropy_models.scale_table()``."""
     tables = []
     for scale in entropy_models.scale_table():
         bound = entropy_models.gaussian_tail_bound(scale, tail_mass)
         values = np.arange(-bound, bound + 1)
-        tables.append(coder.make_table(entropy_models.gaussian_pmf_numpy(values, scale), -bound))
+        tables.append(ans_coder.make_table(entropy_models.gaussian_pmf_numpy(values, scale), -bound))
     return tables
 
 
@@ -43,7 +43,7 @@ class HyperpriorTables:
     """
 
     medians: np.ndarray
-    tables: list[coder.CodingTable]
+    tables: list[ans_coder.CodingTable]
 
 
 def _solve_logit(params, target_logit: float, channels: int) -> np.ndarray:
@@ -83,7 +83,7 @@ def hyperprior_tables(density: entropy_models.DeepFactorizedDensity, tail_mass: 
     symbols = lower[:, None] + np.arange(width)[None, :]
     pmf = _box_mass(params, medians[:, None] + symbols)
     tables = [
-        coder.make_table(pmf[c, : upper[c] - lower[c] + 1], int(lower[c]))
+        ans_coder.make_table(pmf[c, : upper[c] - lower[c] + 1], int(lower[c]))
         for c in range(channels)
     ]
     return HyperpriorTables(medians, tables)

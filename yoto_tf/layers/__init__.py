@@ -1,6 +1,6 @@
 """Keras 3 layers for loss-conditioned networks (all registered as ``yoto_tf>Name``)."""
 
-from yoto_tf.layers.conditioning import ConditioningNetwork, find_loss_space
+from yoto_tf.layers.conditioning import LAMBDA_INPUT, ConditioningNetwork, find_loss_space
 from yoto_tf.layers.film import FiLM
 from yoto_tf.layers.gdn import GDN
 from yoto_tf.layers.normalization import ConditionalInstanceNormalization, InstanceNormalization
@@ -11,6 +11,7 @@ __all__ = [
     "ConditioningNetwork",
     "FiLM",
     "GDN",
+    "LAMBDA_INPUT",
     "InstanceNormalization",
     "NearestUpsampling2D",
     "ReflectionPadding2D",

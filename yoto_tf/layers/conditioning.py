@@ -7,6 +7,9 @@ from keras import ops
 
 from yoto_tf.coefficients import LossSpace, as_loss_space
 
+LAMBDA_INPUT = "loss_weights"
+"""The name of the raw-lambda input of every yoto_tf network (Keras input, TFLite signature)."""
+
 
 @keras.saving.register_keras_serializable(package="yoto_tf")
 class ConditioningNetwork(keras.layers.Layer):

@@ -27,6 +27,7 @@ from keras import ops
 
 from yoto_tf.coefficients import LossSpace
 from yoto_tf.layers import (
+    LAMBDA_INPUT,
     ConditionalInstanceNormalization,
     ConditioningNetwork,
     InstanceNormalization,
@@ -35,7 +36,6 @@ from yoto_tf.layers import (
 )
 
 IMAGE_INPUT = "image"
-LAMBDA_INPUT = "loss_weights"
 STYLE_INPUT = "style_index"
 SIZE_MULTIPLE = 4
 """Two stride-2 convolutions: the network works on sizes that are multiples of 4."""
