@@ -14,7 +14,7 @@ perfect reconstruction costs 0 nats, so relative comparisons of beta-ELBOs are n
 (or sign-flipped) by a constant. ``kl`` is the per-example sum over latents of
 ``KL(N(mu, sigma^2) || N(0, 1))``. (With a Bernoulli likelihood, whose signal on these
 mid-grey colours is weak, the posterior collapsed even at beta = 1 in short CPU runs of an
-earlier version of this network; see notes/issue6.md.)
+earlier version of this network.)
 
 The LossSpace has two coefficients: ``reconstruction`` (fixed at 1) and ``kl`` (beta). A model
 for ONE beta uses the same network with ``kl`` fixed at that value (its conditioning input

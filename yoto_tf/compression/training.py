@@ -7,7 +7,7 @@ distortion is about the same for every lambda (255^2 * MSE ~ 600 at ~20 dB), so
 decade: the shared weights see the objective of ONE model at about the mean lambda
 (E[lam] = 0.039 for the default range), and the FiLM layers get almost no signal to make
 the transforms depend on lambda. Measured on a 1000-step N/M 48/64 model trained without
-this (notes/issue4-round2.md): its FiLM scales and shifts were large (mean |s| 0.1-0.46)
+this (measured in an earlier session): its FiLM scales and shifts were large (mean |s| 0.1-0.46)
 but changed by only ~0.01 between lambda 0.0018 and 0.18, and it coded Kodak at
 0.42-0.435 bpp for every lambda, close to the fixed-lambda 0.0483 model (0.45 bpp).
 
