@@ -20,7 +20,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mobile import benchmark, convert, model_io, quantization  # noqa: E402
+from mobile import benchmark, model_io, quantization, style_transfer  # noqa: E402
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space  # noqa: E402
 from yoto_tf.style_transfer.transformer import build_transformer  # noqa: E402
 
@@ -42,7 +42,7 @@ def main(argv):
         model = build_transformer(style_transfer_loss_space())
         name = "random_transformer"
     out = FLAGS.out or tempfile.mkdtemp(prefix="tflite_variants_")
-    results = convert.convert_model(
+    results = style_transfer.convert_model(
         model, out, name=name, variants=FLAGS.variants, image_size=FLAGS.image_size,
         require_parity=False,
     )

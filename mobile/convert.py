@@ -25,97 +25,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
-import keras
 from absl import app, flags, logging
 
-from mobile import compression, parity, pipeline, quantization, samples
-from mobile.export import input_specs
-from mobile.model_io import IMAGE, ModelFileError, load_model, read_inputs
+from mobile import compression, parity, quantization
+from mobile.model_io import load_model
+from mobile.style_transfer import convert_model
 from yoto_tf import pretrained
-
-SIGNATURE_KEY = "stylize"
-OUTPUT_NAME = "stylized"
-def style_target(
-    model: keras.Model,
-    *,
-    name: str,
-    image_size: int = 384,
-    dynamic_size: bool = False,
-    images: str = "builtin",
-    num_parity_images: int = 2,
-    num_lambdas: int = parity.MIN_LAMBDA_SETTINGS,
-    calibration_samples: int = 64,
-    num_styles: int | None = None,
-) -> pipeline.ExportTarget:
-    """The export target of a style network: signature ``stylize``, output ``stylized``.
-
-    Raises:
-      ModelFileError: ``model`` is not an exportable yoto_tf model with an image input.
-    """
-    inputs = read_inputs(model, num_styles)
-    if IMAGE not in inputs.data_inputs:
-        raise ModelFileError(
-            f"Model {model.name!r} has no {IMAGE!r} input (inputs: {list(inputs.names)})."
-        )
-    sizes = samples.parity_sizes(image_size, dynamic_size)
-    parity_images = samples.load_images(images, sizes, num_parity_images)
-    calibration_images = samples.load_images(images, sizes[:1], max_images=16)
-    image_notes = {"range": [0.0, 1.0]}
-    if dynamic_size:  # an app must round H and W to a multiple the network accepts
-        image_notes["size_multiple"] = samples.SIZE_MULTIPLE
-    return pipeline.ExportTarget(
-        model=model,
-        file_stem=name,
-        signature_key=SIGNATURE_KEY,
-        output_name=OUTPUT_NAME,
-        specs=input_specs(inputs, None if dynamic_size else image_size),
-        loss_space=inputs.loss_space,
-        num_styles=inputs.num_styles,
-        parity_cases=parity.parity_cases(
-            [{IMAGE: x} for x in parity_images], inputs.loss_space, inputs.num_styles,
-            num_lambdas,
-        ),
-        selection_cases=samples.selection_cases(
-            calibration_images, inputs.loss_space, inputs.num_styles, num_parity_images
-        ),
-        calibration=samples.calibration_data(
-            calibration_images, inputs.loss_space, calibration_samples, inputs.num_styles
-        ),
-        tensor_notes={IMAGE: image_notes, OUTPUT_NAME: {"range": [0.0, 1.0]}},
-    )
-
-
-def convert_model(
-    model: keras.Model,
-    out_dir: str,
-    *,
-    name: str,
-    variants: Sequence[str] = ("none",),
-    tolerances: dict[str, float] | None = None,
-    source_model: str | None = None,
-    require_parity: bool = True,
-    log: Callable[[str], None] = print,
-    **target_options,
-) -> list[pipeline.ConvertedVariant]:
-    """Converts a style network to every variant, gates each on parity, writes the
-    passing ones (``target_options``: see :func:`style_target`).
-
-    Returns:
-      One ConvertedVariant per requested variant, in order.
-
-    Raises:
-      ModelFileError: ``model`` is not an exportable yoto_tf model.
-      parity.ParityError: after all variants were tried, if any failed its tolerance
-        (the passing ones are written) and ``require_parity``.
-    """
-    pipeline.check_variants(variants)  # before the (slow) calibration data is built
-    target = style_target(model, name=name, **target_options)
-    return pipeline.convert_targets(
-        [target], out_dir, variants, tolerances, source_model, require_parity, log
-    )
-
 
 FLAGS = flags.FLAGS
 

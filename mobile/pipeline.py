@@ -1,5 +1,5 @@
 """One export target -> every requested variant, each gated on parity, written with its
-sidecar. Shared by the style-transfer and compression exports (mobile/convert.py,
+sidecar. Shared by the style-transfer and compression exports (mobile/style_transfer.py,
 mobile/compression.py)."""
 
 from __future__ import annotations

@@ -4,14 +4,14 @@ import os
 
 import pytest
 
-from mobile import benchmark, convert
+from mobile import benchmark, style_transfer
 from tests.mobile_helpers import build_tiny_network
 
 
 @pytest.fixture(scope="module")
 def dynamic_tflite(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    (result,) = convert.convert_model(
+    (result,) = style_transfer.convert_model(
         build_tiny_network(seed=4), str(out), name="tiny", image_size=32, dynamic_size=True,
         num_parity_images=1, log=lambda line: None,
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mobile import convert, metadata, parity, tflite_graph
+from mobile import metadata, parity, style_transfer, tflite_graph
 from mobile.model_io import ModelFileError, load_model, read_inputs
 from tests.mobile_helpers import build_tiny_network, sample_images, tiny_loss_space
 
@@ -26,7 +26,7 @@ def tiny_model():
 @pytest.fixture(scope="module")
 def converted(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("tflite")
-    results = convert.convert_model(
+    results = style_transfer.convert_model(
         tiny_model, str(out), name="tiny", variants=["none", "float16"], image_size=SIZE,
         log=lambda line: None,
     )
@@ -34,8 +34,8 @@ def converted(tiny_model, tmp_path_factory):
 
 
 def _run(tflite_path, **inputs):
-    runner = parity.signature_runner(open(tflite_path, "rb").read(), convert.SIGNATURE_KEY)
-    return runner(**inputs)[convert.OUTPUT_NAME]
+    runner = parity.signature_runner(open(tflite_path, "rb").read(), style_transfer.SIGNATURE_KEY)
+    return runner(**inputs)[style_transfer.OUTPUT_NAME]
 
 
 def test_float32_export_matches_keras_at_several_lambdas(tiny_model, converted):
@@ -112,7 +112,7 @@ def test_stale_sidecar_is_detected(converted):
 def test_multi_style_dynamic_size_export(tmp_path):
     model = build_tiny_network(num_styles=3, seed=2)
     assert read_inputs(model).num_styles == 3
-    results = convert.convert_model(
+    results = style_transfer.convert_model(
         model, str(tmp_path), name="multi", image_size=SIZE, dynamic_size=True,
         num_parity_images=1, log=lambda line: None,
     )
@@ -204,7 +204,7 @@ def test_real_style_transformer_converts(tmp_path):
     path = str(tmp_path / "style.keras")
     build_transformer(space, num_styles=2, width_multiplier=0.125).save(path)
     model = load_model(path)  # the transformer's own layers must be registered
-    (result,) = convert.convert_model(
+    (result,) = style_transfer.convert_model(
         model, str(tmp_path / "out"), name="style", image_size=SIZE, num_parity_images=1,
         log=lambda line: None)
     assert result.parity.max_abs_error <= 1e-4
@@ -241,7 +241,7 @@ def test_multi_style_fixed_size_graph_is_covered_by_the_gpu_delegate(tmp_path):
     """The style-index path (one-hot of an int32 index, lowered to GATHER) has GPU kernels."""
     from mobile import gpu_delegate
 
-    (result,) = convert.convert_model(
+    (result,) = style_transfer.convert_model(
         build_tiny_network(num_styles=3, seed=2), str(tmp_path), name="multi", image_size=SIZE,
         num_parity_images=1, log=lambda line: None,
     )

@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from mobile import convert, metadata
+from mobile import metadata, style_transfer
 from mobile.example_app import AdjustableStylizer
 from tests.mobile_helpers import build_tiny_network, tiny_loss_space
 
@@ -21,7 +21,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("app")
     model = build_tiny_network(num_styles=2, seed=3)
-    (result,) = convert.convert_model(
+    (result,) = style_transfer.convert_model(
         model, str(out), name="tiny", image_size=SIZE, num_parity_images=1,
         log=lambda line: None,
     )

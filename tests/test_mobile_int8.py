@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mobile import convert, parity, quantization, tflite_graph
+from mobile import parity, quantization, style_transfer, tflite_graph
 from tests.mobile_helpers import sample_images, tiny_loss_space, train_tiny_network
 
 SIZE = 64
@@ -16,7 +16,7 @@ def trained():
 
 @pytest.mark.slow
 def test_selective_int8_meets_tolerance_where_naive_int8_does_not(trained, tmp_path):
-    results = {r.variant: r for r in convert.convert_model(
+    results = {r.variant: r for r in style_transfer.convert_model(
         trained, str(tmp_path), name="tiny", variants=["int8", "full_int8"],
         image_size=SIZE, require_parity=False, log=lambda line: None,
     )}
