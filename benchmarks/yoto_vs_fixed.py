@@ -270,13 +270,14 @@ class CompressionAdapter(TaskAdapter):
         return model.compression_loss_space((low or default_low, high or default_high))
 
     def build_model(self, loss_space, width_multiplier, seed):
-        from yoto_tf.compression import model
+        from yoto_tf.compression.training import build_model
 
-        network = model.CompressionModel(
+        # The trainer's builder: geometric-mean weighting on, as in trainers.compression
+        # (a plain LossConditionalModel here measured another objective than users train).
+        return build_model(
             loss_space, max(1, round(self.NUM_FILTERS * width_multiplier)),
             max(1, round(self.NUM_LATENT * width_multiplier)), seed=seed,
         )
-        return LossConditionalModel(network, model.rate_distortion_terms, loss_space=loss_space, seed=seed)
 
     def optimizer(self, learning_rate):
         return keras.optimizers.Adam(learning_rate, global_clipnorm=1.0)  # as trainers.compression

@@ -170,6 +170,8 @@ def test_task_adapters_plug_in_with_the_tasks_public_builders(task, image_size, 
     for loss_space in (space, fixed):
         model = adapter.build_model(loss_space, 1.0, seed=0)
         assert model.loss_space == loss_space
+        if task == "compression":  # the trainer's objective, not a plain weighted sum
+            assert model.weight_normalization == "geometric_mean"
         model(batch)  # builds: the batch is what the model trains on
         lam = loss_space.make(**{adapter.coefficient: swept.high})
         measurements = adapter.evaluate(model.network, lam)

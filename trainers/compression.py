@@ -31,7 +31,7 @@ from yoto_tf.images import ImageReadError, load_image, load_image_with_note, sav
 from yoto_tf.compression import codec as codec_lib
 from yoto_tf.compression import model as model_lib
 from yoto_tf.compression import rate_control
-from yoto_tf.compression.training import CompressionTrainingModel
+from yoto_tf.compression import training as training_lib
 
 SUBCOMMANDS = ("train", "compress", "decompress")
 
@@ -85,10 +85,8 @@ def make_task() -> core.TrainTask:
         data.list_image_paths(source)
 
     def build_model():
-        network = model_lib.CompressionModel(
-            space, FLAGS.num_filters, FLAGS.num_latent, FLAGS.conditioning_units, seed=FLAGS.seed
-        )
-        return CompressionTrainingModel(network, loss_space=space, seed=FLAGS.seed,
+        return training_lib.build_model(space, FLAGS.num_filters, FLAGS.num_latent, FLAGS.conditioning_units,
+                                        seed=FLAGS.seed,
                                         geometric_mean_weights=FLAGS.geometric_mean_weights)
 
     def make_dataset(batch_size, seed):

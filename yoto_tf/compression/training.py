@@ -24,7 +24,7 @@ by a constant.
 
 from __future__ import annotations
 
-from yoto_tf.compression.model import rate_distortion_terms
+from yoto_tf.compression.model import CompressionModel, rate_distortion_terms
 from yoto_tf.training import LossConditionalModel
 
 
@@ -46,3 +46,22 @@ class CompressionTrainingModel(LossConditionalModel):
             network, rate_distortion_terms, loss_space=loss_space,
             weight_normalization="geometric_mean" if geometric_mean_weights else "none", **kwargs,
         )
+
+
+def build_model(
+    loss_space=None,
+    num_filters: int = 128,
+    num_latent: int = 192,
+    conditioning_units: int = 256,
+    seed: int | None = None,
+    geometric_mean_weights: bool = True,
+) -> CompressionTrainingModel:
+    """The uncompiled training model of a new :class:`CompressionModel` (the network is its
+    ``.network``): what ``trainers.compression`` trains and ``benchmarks.yoto_vs_fixed``
+    compares, with the same weighting (geometric-mean normalization on by default).
+
+    Pass ``compression_loss_space(fixed_lambda=lam)`` for a model trained at one lambda.
+    """
+    network = CompressionModel(loss_space, num_filters, num_latent, conditioning_units, seed=seed)
+    return CompressionTrainingModel(network, loss_space=loss_space, seed=seed,
+                                    geometric_mean_weights=geometric_mean_weights)
