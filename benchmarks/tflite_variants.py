@@ -21,10 +21,11 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mobile import benchmark, model_io, quantization, style_transfer  # noqa: E402
+from yoto_tf import pretrained  # noqa: E402
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space  # noqa: E402
 from yoto_tf.style_transfer.transformer import build_transformer  # noqa: E402
 
-flags.DEFINE_string("model", None, "A trained style network (.keras).")
+flags.DEFINE_string("model", None, "A shipped model's name or a trained style network (.keras).")
 flags.DEFINE_integer("image_size", 384, "Input height and width.")
 flags.DEFINE_list("variants", list(quantization.VARIANTS), "Variants to compare.")
 flags.DEFINE_integer("threads", 2, "Interpreter threads.")
@@ -36,8 +37,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     if FLAGS.model:
-        model = model_io.load_model(FLAGS.model)
-        name = os.path.splitext(os.path.basename(FLAGS.model))[0]
+        path = pretrained.resolve_model_path(FLAGS.model)
+        model = model_io.load_model(path)
+        name = os.path.splitext(os.path.basename(path))[0]
     else:
         model = build_transformer(style_transfer_loss_space())
         name = "random_transformer"
