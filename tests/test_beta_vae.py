@@ -3,6 +3,7 @@ bad input, and a short YOTO training run where the rate falls as beta rises."""
 
 import colorsys
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -245,6 +246,7 @@ def test_trainer_writes_model_evaluation_and_plots(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("model.keras", "rate_distortion.png", "samples.png", "evaluation.csv"):
         assert (run / name).exists(), name
+    assert json.loads((run / "train_config.json").read_text())["task"]["latent_dim"] > 0
     with open(run / "evaluation.csv") as f:
         rows = list(csv.DictReader(f))
     assert [float(r["beta"]) for r in rows] == [1.0, 2.0, 4.0, 8.0, 16.0]

@@ -39,6 +39,8 @@ def test_train_writes_model_summaries_and_resumes(tmp_path):
     _train(model_dir=model_dir, steps=2, train_data=spec, lambda_range="0.002,0.05")
     codec = load_compression_model(os.path.join(model_dir, "model.keras"))
     assert codec.lambda_range == pytest.approx((0.002, 0.05))
+    config = json.loads(open(os.path.join(model_dir, "train_config.json")).read())
+    assert config["steps"] == 2 and config["task"]["lambda_range"] == "0.002,0.05"
     summary = json.loads(open(os.path.join(model_dir, "rd_summary.json")).read())
     assert len(summary["points"]) == 5
     for point in summary["points"]:

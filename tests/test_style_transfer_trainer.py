@@ -1,6 +1,7 @@
 """The style-transfer trainer CLI end to end: artifacts, resume, multi-style, bad inputs."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -52,8 +53,12 @@ def test_trainer_writes_artifacts_resumes_and_handles_awkward_images(awkward_ima
     first = _train("--steps=2", *common)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "broken.jpg" in first.stderr and "skipped 1 of 5" in first.stderr
-    for name in ("model.keras", "lambda_sweep.png", "style_transfer.json", "train_config.json"):
+    for name in ("model.keras", "lambda_sweep.png", "train_config.json"):
         assert (model_dir / name).is_file(), name
+    config = json.loads((model_dir / "train_config.json").read_text())
+    assert config["steps"] == 2 and config["task"]["vgg_weights"] == "random"
+    assert [os.path.basename(p) for p in config["task"]["style_images"]] == [
+        os.path.basename(str(s)) for s in styles[:2]]
     assert glob.glob(str(model_dir / "train" / "events.out.tfevents.*"))
     assert glob.glob(str(model_dir / "checkpoints" / "ckpt-2*"))
 

@@ -40,6 +40,8 @@ flags.DEFINE_list(
 )
 flags.DEFINE_integer("eval_images", 512, "Held-out images for the final evaluation.")
 FLAGS = flags.FLAGS
+TASK_FLAGS = ("data", "beta_range", "fixed_beta", "image_size", "latent_dim", "width_multiplier",
+              "geometric_mean_weights", "eval_betas", "eval_images")
 
 
 def default_eval_betas(low: float, high: float) -> list[float]:
@@ -99,7 +101,8 @@ def make_task(space, eval_betas) -> core.TrainTask:
                          r.beta, r.reconstruction, r.kl, r.neg_beta_elbo)
 
     return core.TrainTask(build_model, make_dataset, export=export,
-                          image_summaries=image_summaries, name="beta_vae")
+                          image_summaries=image_summaries, name="beta_vae",
+                          settings=core.flag_values(TASK_FLAGS))
 
 
 def main(argv):

@@ -53,6 +53,11 @@ flags.DEFINE_integer("learning_rate_drop_step", 0,
                      lower_bound=0)
 flags.DEFINE_float("learning_rate_drop_factor", 0.1, "See --learning_rate_drop_step.", lower_bound=0.0)
 # compress / decompress
+TRAIN_FLAGS = ("train_data", "patch_size", "lambda_range", "fixed_lambda", "num_filters",
+               "num_latent", "conditioning_units", "clip_norm", "geometric_mean_weights",
+               "learning_rate_drop_step", "learning_rate_drop_factor")
+"""The train command's own settings, recorded in train_config.json."""
+
 flags.DEFINE_string("model", None, "compress/decompress: the trained model.keras.")
 flags.DEFINE_string("input", None, "compress: image file; decompress: compressed file.")
 flags.DEFINE_string("out", None, "compress: compressed file to write; decompress: image (.png) to write.")
@@ -113,6 +118,7 @@ def make_task() -> core.TrainTask:
     return core.TrainTask(
         build_model, make_dataset, export=export_rd_summary, optimizer=optimizer,
         image_summaries=image_summaries, name="compression",
+        settings=core.flag_values(TRAIN_FLAGS),
     )
 
 

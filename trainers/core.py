@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
+from yoto_tf.files import write_atomically
 from yoto_tf.model_files import save_model
 from yoto_tf.training import LossConditionalModel
 
@@ -80,6 +81,8 @@ class TrainTask:
       name: shown in logs.
       model_info: optional JSON-serializable facts stored inside ``model.keras`` (read them
         with ``yoto_tf.model_files.read_model_info``), e.g. the loss network's weights.
+      settings: the task's own settings (its flags, built once in ``main``), written under
+        ``"task"`` in ``MODEL_DIR/train_config.json`` beside the common settings.
     """
 
     build_model: Callable[[], LossConditionalModel]
@@ -89,6 +92,7 @@ class TrainTask:
     optimizer: Callable[[float], keras.optimizers.Optimizer] | None = None
     name: str = "yoto"
     model_info: Mapping | None = None
+    settings: Mapping | None = None
 
 
 @dataclasses.dataclass
@@ -273,7 +277,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
     start_step = int(optimizer.iterations.numpy())
 
     writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "train")) if chief else None
-    _write_config(cfg, chief)
+    _write_config(cfg, task.settings, chief)
     if start_step >= cfg.steps:
         logging.info("Already trained to step %d (>= --steps=%d); nothing to do.", start_step, cfg.steps)
     else:
@@ -308,10 +312,22 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
 
 
 
-def _write_config(cfg: TrainConfig, chief: bool) -> None:
+def _write_config(cfg: TrainConfig, settings: Mapping | None, chief: bool) -> None:
+    """``train_config.json``: the common settings, and the task's own under ``"task"``."""
     if chief:
-        with open(os.path.join(cfg.model_dir, "train_config.json"), "w") as f:
-            json.dump(dataclasses.asdict(cfg), f, indent=2)
+        config = dict(dataclasses.asdict(cfg), task=dict(settings or {}))
+        path = os.path.join(cfg.model_dir, "train_config.json")
+        write_atomically(path, lambda tmp: _dump_json(config, tmp))
+
+
+def flag_values(names) -> dict:
+    """``{name: value}`` of the absl flags ``names`` (a task's settings for ``TrainTask``)."""
+    return {name: FLAGS[name].value for name in names}
+
+
+def _dump_json(value, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(value, f, indent=2)
 
 
 def train_from_flags(task: TrainTask) -> LossConditionalModel:

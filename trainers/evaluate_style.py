@@ -9,7 +9,7 @@ all judged by ONE loss network (default: the ImageNet VGG19, 8-bit offline copy)
 trained with different VGG weights are compared on the same scale. Prints a Markdown table;
 ``--out_json`` writes it too.
 
-The style images default to those recorded in ``style_transfer.json`` beside the model.
+The style images default to those recorded in ``train_config.json`` beside the model.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ flags.DEFINE_string("model", None, "Trained style model (.keras).")
 flags.DEFINE_string("images", "builtin", f"Photos to stylize: {data.ACCEPTED_SPECS}.")
 flags.DEFINE_integer("max_images", 10, "Use at most this many photos (sorted by name).", lower_bound=1)
 flags.DEFINE_integer("max_side", 256, "Photos are downscaled to this longer side.", lower_bound=16)
-flags.DEFINE_list("style_images", None, "Style images (default: from style_transfer.json beside the model).")
+flags.DEFINE_list("style_images", None, "Style images (default: from train_config.json beside the model).")
 flags.DEFINE_integer("style_index", 0, "Style of a multi-style model.", lower_bound=0)
 flags.DEFINE_list("strengths", ["0.1", "0.316", "1", "3.16", "10"], "Strength factors.")
 flags.DEFINE_string("vgg_weights", "imagenet8bit", "Weights of the judging VGG19 (see trainers.style_transfer).")
@@ -47,11 +47,11 @@ FLAGS = flags.FLAGS
 def _style_paths() -> list[str]:
     if FLAGS.style_images:
         return FLAGS.style_images
-    settings = os.path.join(os.path.dirname(os.path.abspath(FLAGS.model)), "style_transfer.json")
+    settings = os.path.join(os.path.dirname(os.path.abspath(FLAGS.model)), "train_config.json")
     if not os.path.isfile(settings):
         raise ValueError(f"--style_images is required: {settings} does not exist.")
     with open(settings) as f:
-        return json.load(f)["style_images"]
+        return json.load(f)["task"]["style_images"]
 
 
 def run() -> str:

