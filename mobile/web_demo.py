@@ -163,7 +163,7 @@ def _style_names(model: str, sidecar: dict, given: list[str] | None) -> list[str
         return list(given)
     if not num_styles:
         return []
-    candidates = [model]
+    candidates = [] if model.endswith(".tflite") else [model]
     if sidecar.get("source_model"):
         candidates.append(os.path.splitext(sidecar["source_model"])[0])
     for candidate in candidates:

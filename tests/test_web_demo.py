@@ -23,6 +23,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from mobile import parity, web_demo
+from yoto_tf import data
 from yoto_tf.style_transfer.loss_space import strength_range, style_transfer_loss_space, with_strength
 
 CHROMIUM = "/usr/bin/chromium"
@@ -163,17 +164,30 @@ def test_page_matches_python_litert_at_min_and_max_strength(page_dir, browser):
         assert effect > MIN_STRENGTH_EFFECT
 
 
-def test_page_switches_style(page_dir, browser):
+def test_page_switches_style_and_takes_an_uploaded_photo(page_dir, browser):
     with serving(page_dir) as url:
         browser.get(url)
         _wait(browser, 0)
-        first = _canvas(browser, "output")
+        sample_input, first = _canvas(browser, "input"), _canvas(browser, "output")
         runs = _state(browser)["runs"]
         Select(browser.find_element(By.ID, "style")).select_by_visible_text("great_wave")
         state = _wait(browser, runs)
         assert state["error"] is None, state["error"]
         assert browser.execute_script("return window.yotoDemo.lastRun.styleIndex;") == 1
         assert np.abs(_canvas(browser, "output").astype(int) - first).mean() > 5
+        # A 600x400 photo, centre-cropped and resized to SIZE x SIZE in the browser.
+        coffee = next(p for p in data.builtin_image_paths() if "coffee" in p)
+        runs = _state(browser)["runs"]
+        browser.find_element(By.ID, "upload").send_keys(coffee)
+        state = _wait(browser, runs)
+        assert state["error"] is None, state["error"]
+        assert np.abs(_canvas(browser, "input").astype(int) - sample_input).mean() > 10
+
+
+def test_page_opened_as_a_file_says_to_serve_it(page_dir, browser):
+    browser.get("file://" + os.path.join(page_dir, "index.html"))
+    message = browser.find_element(By.ID, "error").text
+    assert "Open this page through a web server" in message
 
 
 def _broken_copy(page_dir, tmp_path, *patterns):
