@@ -83,11 +83,12 @@ function addSlider(name, label, position, onInput) {
 function buildControls() {
   const {sidecar, config} = state;
   if (strengthCoefficients().length) {
-    addSlider("strength", "strength", 0, (p) => {
+    const slider = addSlider("strength", "strength", 0, (p) => {
       const [low, high] = strengthRange(baseWeights());
       state.strength = low * (high / low) ** p;
       refresh();
     });
+    slider.parentElement.title = "Multiplies every style weight (how much painting).";
   }
   for (const c of sidecar.coefficients) {
     if (c.slider.scale === "none") continue;
@@ -126,12 +127,14 @@ function buildControls() {
   });
 }
 
-/** Shows the current values (strength slider follows its range) and re-runs the model. */
+/** Shows the slider values (the strength slider follows its range, which depends on the
+ * style sliders) and re-runs the model; the values fed are shown after the run. */
 function refresh() {
-  const values = lossWeights();
+  lossWeights(); // clamps the strength into its current range
   for (const c of state.sidecar.coefficients) {
-    const out = $(`value-${c.name}`);
-    if (out) out.value = values[c.index].toPrecision(3);
+    if (c.name in state.positions) {
+      $(`value-${c.name}`).value = sliderToValue(c, state.positions[c.name]).toPrecision(3);
+    }
   }
   const strengthSlider = $("slider-strength");
   if (strengthSlider) {
@@ -140,7 +143,7 @@ function refresh() {
     strengthSlider.value = Math.round(position * STEPS);
     $("value-strength").value = `\u00d7${state.strength.toPrecision(3)}`;
     $("label-strength").textContent =
-      `strength: style weights \u00d7 (log, ${low.toPrecision(3)}..${high.toPrecision(3)})`;
+      `strength (log, ${low.toPrecision(3)}..${high.toPrecision(3)})`;
   }
   schedule();
 }
