@@ -37,6 +37,7 @@ import json
 import os
 import shutil
 import sys
+from typing import Callable
 
 import numpy as np
 from absl import app, flags
@@ -176,12 +177,15 @@ def _style_names(model: str, sidecar: dict, given: list[str] | None) -> list[str
     return []
 
 
-def _model_files(model: str, out_dir: str, image_size: int, variant: str, log) -> str:
+def _model_files(
+    model: str, out_dir: str, image_size: int, variant: str, log: Callable[[str], None]
+) -> str:
     """The model's .tflite inside ``out_dir`` (converted, or copied with its sidecar)."""
     if model.endswith(".tflite"):
         if not os.path.isfile(model):
             raise WebDemoError(f"Model file {model!r} does not exist.")
-        metadata.read(model, open(model, "rb").read())  # its sidecar is there and current
+        with open(model, "rb") as f:
+            metadata.read(model, f.read())  # its sidecar is there and current
         target = os.path.join(out_dir, os.path.basename(model))
         if not (os.path.exists(target) and os.path.samefile(model, target)):
             shutil.copyfile(model, target)
@@ -204,7 +208,7 @@ def build_page(
     sample: str | None = None,
     style_names: list[str] | None = None,
     node_modules: str = NODE_MODULES,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> str:
     """Writes the static page for ``model`` into ``out_dir``; returns the path of its
     ``index.html`` (see the module docstring for what is written).
@@ -304,8 +308,8 @@ def main(argv):
         sys.exit(1)
     print(f"Wrote {page}")
     if not FLAGS.serve:
-        print(f"Serve it with: python -m mobile.web_demo ... --serve, or any static server "
-              f"in {FLAGS.out} (browsers do not run it from file://).")
+        print(f"Browsers do not run it from file://: add --serve, or serve it with "
+              f"python -m http.server --bind 127.0.0.1 --directory {FLAGS.out} 8000")
         return
     try:
         server = make_server(FLAGS.out, FLAGS.port)
