@@ -8,4 +8,6 @@
 * ``python -m mobile.benchmark``: latency and size of a .tflite.
 * ``python -m mobile.example_app``: the app-side steps with ai_edge_litert (sliders ->
   loss_weights -> run by signature name), as in android/README.md.
+* ``python -m mobile.web_demo``: the same steps in a web page with LiteRT.js (WebAssembly,
+  pinned in web/package-lock.json; the page's template is web/).
 """
