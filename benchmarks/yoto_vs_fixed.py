@@ -289,15 +289,16 @@ class CompressionAdapter(TaskAdapter):
                                   batch_size, seed=seed)
 
     def evaluate(self, network, lam):
-        from yoto_tf.compression import model
+        from yoto_tf.compression import metrics, model
 
         lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(self.images), 1))
         outputs = network((keras.ops.convert_to_tensor(self.images), keras.ops.convert_to_tensor(lam_batch)),
                           training=False)
         terms = {k: keras.ops.convert_to_numpy(v) for k, v in
                  model.rate_distortion_terms(self.images, outputs).items()}
-        psnr = 10.0 * np.log10(model.DISTORTION_SCALE / np.maximum(terms["distortion"], 1e-10))
-        return {**{k: float(v.mean()) for k, v in terms.items()}, "psnr_db": float(psnr.mean())}
+        x_hat = keras.ops.convert_to_numpy(outputs["x_hat"])
+        psnr = [metrics.psnr(image, decoded, data_range=1.0) for image, decoded in zip(self.images, x_hat)]
+        return {**{k: float(v.mean()) for k, v in terms.items()}, "psnr_db": float(np.mean(psnr))}
 
 
 class StyleTransferAdapter(TaskAdapter):

@@ -15,6 +15,7 @@ from absl.testing import flagsaver
 from PIL import Image
 
 from trainers import evaluate_compression
+from yoto_tf.compression import evaluation
 
 FLAGS = flags.FLAGS
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +54,7 @@ def test_cli_baselines_write_json_csv_and_plot(tmp_path):
     per_image = results["per_image"]
     assert len(per_image) == 2 * 8
     for row in per_image:
-        assert set(evaluate_compression.RESULT_FIELDS) == set(row)
+        assert set(evaluation.RESULT_FIELDS) == set(row)
         assert row["bpp"] == pytest.approx(row["bytes"] * 8 / (176 * 192))
         assert 0.5 < row["ms_ssim"] < 1 and row["psnr"] > 20 and row["estimated_bpp"] is None
     means = results["mean"]
@@ -72,7 +73,7 @@ def test_cli_baselines_write_json_csv_and_plot(tmp_path):
 
     with open(out_dir / "per_image.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 16 and tuple(rows[0]) == evaluate_compression.RESULT_FIELDS
+    assert len(rows) == 16 and tuple(rows[0]) == evaluation.RESULT_FIELDS
     assert float(rows[0]["bpp"]) == pytest.approx(per_image[0]["bpp"])
     with open(out_dir / "mean.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 8
@@ -189,8 +190,8 @@ def test_cli_with_variable_and_fixed_models(tmp_path, tiny_models):
         assert row["encode_seconds"] > 0 and row["decode_seconds"] > 0
         assert np.isfinite(row["psnr"]) and 0 <= row["ms_ssim"] <= 1
     pairs = {(row["test"], row["anchor"]) for row in results["bd_rate"]}
-    assert pairs == {("vbr", "jpeg"), ("vbr", evaluate_compression.FIXED_CURVE),
-                     (evaluate_compression.FIXED_CURVE, "jpeg")}
+    assert pairs == {("vbr", "jpeg"), ("vbr", evaluation.FIXED_CURVE),
+                     (evaluation.FIXED_CURVE, "jpeg")}
     for row in results["bd_rate"]:
         # An untrained model's curve may not overlap JPEG's; that is reported, not raised.
         assert row["bd_rate_psnr_percent"] is not None or row["note"]
@@ -245,19 +246,19 @@ def test_bjontegaard_table_and_fixed_lambda_comparison():
         + [_mean_row("vbr", "variable", 0.001 * 2**i, rate(p, 1.0), p) for i, p in enumerate(vbr_psnr)]
         + [_mean_row(f"q{i}", "fixed", lam, rate(p, 1.1), p) for i, (lam, p) in enumerate(((0.004, 30.0), (0.03, 34.0)))]
     )
-    all_curves = evaluate_compression.curves(means)
-    assert list(all_curves) == ["jpeg", "vbr", evaluate_compression.FIXED_CURVE]
-    table = {(row["test"], row["anchor"]): row for row in evaluate_compression.bjontegaard_table(all_curves)}
-    assert set(table) == {("vbr", "jpeg"), ("vbr", evaluate_compression.FIXED_CURVE),
-                          (evaluate_compression.FIXED_CURVE, "jpeg")}
+    all_curves = evaluation.curves(means)
+    assert list(all_curves) == ["jpeg", "vbr", evaluation.FIXED_CURVE]
+    table = {(row["test"], row["anchor"]): row for row in evaluation.bjontegaard_table(all_curves)}
+    assert set(table) == {("vbr", "jpeg"), ("vbr", evaluation.FIXED_CURVE),
+                          (evaluation.FIXED_CURVE, "jpeg")}
     assert table["vbr", "jpeg"]["bd_rate_psnr_percent"] == pytest.approx(100 * (1 / 1.5 - 1), abs=1e-6)
     assert table["vbr", "jpeg"]["bd_psnr_db"] == pytest.approx(math.log(1.5) / 0.17, abs=1e-6)
     assert table["vbr", "jpeg"]["note"] is None
-    fixed_row = table["vbr", evaluate_compression.FIXED_CURVE]
+    fixed_row = table["vbr", evaluation.FIXED_CURVE]
     assert fixed_row["bd_rate_psnr_percent"] == pytest.approx(100 * (1 / 1.1 - 1), abs=1e-6)
     assert (fixed_row["psnr_overlap_low"], fixed_row["psnr_overlap_high"]) == (30.0, 34.0)
     assert "polynomial fit of degree 1" in fixed_row["note"]
-    comparison = evaluate_compression.fixed_point_comparison(means, all_curves)
+    comparison = evaluation.fixed_point_comparison(means, all_curves)
     assert [row["fixed_model"] for row in comparison] == ["q0", "q1"]
     for row in comparison:
         # Linear interpolation of log-rate is exact on this curve.
@@ -265,9 +266,9 @@ def test_bjontegaard_table_and_fixed_lambda_comparison():
 
 
 def test_bjontegaard_row_flags_a_curve_whose_quality_falls_with_rate():
-    jpeg = evaluate_compression.Curve("jpeg", np.array([0.2, 0.5, 1.0, 2.0]), np.array([24.0, 29.0, 33.0, 38.0]), None)
-    erratic = evaluate_compression.Curve("vbr", np.array([0.3, 0.4, 0.6, 0.9]), np.array([27.0, 30.0, 29.0, 33.0]), None)
-    row = evaluate_compression.bjontegaard_row(erratic, jpeg)
+    jpeg = evaluation.Curve("jpeg", np.array([0.2, 0.5, 1.0, 2.0]), np.array([24.0, 29.0, 33.0, 38.0]), None)
+    erratic = evaluation.Curve("vbr", np.array([0.3, 0.4, 0.6, 0.9]), np.array([27.0, 30.0, 29.0, 33.0]), None)
+    row = evaluation.bjontegaard_row(erratic, jpeg)
     assert row["bd_rate_psnr_percent"] is not None
     assert "vbr: PSNR does not rise with rate" in row["note"]
-    assert evaluate_compression.bjontegaard_row(jpeg, jpeg)["note"] is None
+    assert evaluation.bjontegaard_row(jpeg, jpeg)["note"] is None

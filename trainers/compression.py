@@ -29,6 +29,7 @@ from trainers import cli, core
 from yoto_tf import data
 from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
 from yoto_tf.compression import codec as codec_lib
+from yoto_tf.compression import metrics
 from yoto_tf.compression import model as model_lib
 from yoto_tf.compression import rate_control
 from yoto_tf.compression import training as training_lib
@@ -142,9 +143,10 @@ def evaluation_summaries(network, batch, space):
         x_hat = np.clip(np.asarray(out["x_hat"]), 0.0, 1.0)
         mse = np.mean((x - x_hat) ** 2, axis=(1, 2, 3))
         bpp = (np.asarray(out["y_bits"]) + np.asarray(out["z_bits"])) / pixels
+        psnrs = [metrics.psnr(image, decoded, data_range=1.0) for image, decoded in zip(x, x_hat)]
         tag = f"lambda_{lam:.4g}"
         tf.summary.scalar(f"eval/bpp/{tag}", float(bpp.mean()))
-        tf.summary.scalar(f"eval/psnr/{tag}", float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-10)))))
+        tf.summary.scalar(f"eval/psnr/{tag}", float(np.mean(psnrs)))
         tf.summary.scalar(f"eval/loss/{tag}", float(np.mean(lam * model_lib.DISTORTION_SCALE * mse + bpp)))
         if i in (0, len(lams) - 1):
             images[f"reconstruction/{tag}"] = x_hat
@@ -161,12 +163,11 @@ def export_rd_summary(network, model_dir):
     for lam in np.geomspace(low, high, 5) if low < high else [low]:
         payload = codec_lib.compress_image(codec, image, float(lam))
         decoded = codec_lib.decompress_image(codec, payload)
-        mse = np.mean((decoded.astype(np.float64) - image) ** 2)
         rows.append({
             "lambda": float(lam),
             "bpp": len(payload) * 8 / (image.shape[0] * image.shape[1]),
             "estimated_bpp": codec_lib.estimate_bpp(codec, image, float(lam)),
-            "psnr": float(10 * np.log10(255.0**2 / max(mse, 1e-10))),
+            "psnr": metrics.psnr(image, decoded),
         })
         logging.info("RD %s: lambda %.4g  %.3f bpp (estimated %.3f)  %.2f dB", os.path.basename(
             data.builtin_image_paths()[0]), rows[-1]["lambda"], rows[-1]["bpp"],
