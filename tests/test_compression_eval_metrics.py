@@ -181,3 +181,10 @@ def test_baseline_rejects_bad_quality_codec_and_image():
         encode_decode(image, "png", 50)
     with pytest.raises(ValueError, match=r"uint8 \[H, W, 3\]"):
         encode_decode(image.astype(np.float32), "jpeg", 50)
+
+
+def test_tensorflow_ms_ssim_also_needs_161_pixels():
+    # Why ms_ssim checks the size itself: below 161x161 TensorFlow fails too, opaquely.
+    image = tf.constant(skimage.data.chelsea()[: MS_SSIM_MIN_SIZE - 1, : MS_SSIM_MIN_SIZE - 1], tf.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.image.ssim_multiscale(image, image, max_val=255.0)

@@ -1,10 +1,11 @@
-"""Image-quality and rate-distortion metrics for compression evaluation (NumPy only).
+"""Image-quality and rate-distortion metrics for compression evaluation.
 
-* :func:`psnr`: peak signal-to-noise ratio over all pixels and channels.
-* :func:`ms_ssim`: multi-scale SSIM (Wang, Simoncelli & Bovik 2003): 5 scales with the
-  standard weights, an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, 2x2
-  average-pool downsampling; computed per colour channel and averaged over channels, the
-  convention of ``tf.image.ssim_multiscale`` (which it matches) and of CompressAI.
+* :func:`psnr`: peak signal-to-noise ratio over all pixels and channels (NumPy).
+* :func:`ms_ssim`: multi-scale SSIM (Wang, Simoncelli & Bovik 2003) by
+  ``tf.image.ssim_multiscale``: 5 scales with the standard weights, an 11x11 Gaussian
+  window (sigma 1.5), K1 = 0.01, K2 = 0.03, 2x2 average-pool downsampling; per colour
+  channel, averaged over channels (also CompressAI's convention). TensorFlow is imported on
+  the first call only. Images need at least 161x161 pixels (TensorFlow's limit too).
 * :func:`bd_rate` / :func:`bd_psnr`: Bjontegaard deltas (VCEG-M33, 2001) between two
   rate-distortion curves.
 
@@ -53,67 +54,12 @@ def psnr(reference, distorted, data_range: float = 255.0) -> float:
     return 10.0 * math.log10(data_range**2 / mse)
 
 
-def _gaussian_window_1d(size: int = SSIM_WINDOW_SIZE, sigma: float = SSIM_WINDOW_SIGMA) -> np.ndarray:
-    """Normalized 1-D Gaussian taps; the 2-D SSIM window is their outer product."""
-    coords = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    taps = np.exp(-0.5 * np.square(coords / sigma))
-    return taps / taps.sum()
-
-
-def _filter_valid(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Separable 'valid' correlation of ``[..., H, W, C]`` maps with ``taps`` along H and W."""
-    size = len(taps)
-    for axis in (-3, -2):
-        length = x.shape[axis] - size + 1
-        window = lambda k: x[(Ellipsis, slice(k, k + length)) + (slice(None),) * (-axis - 1)]
-        out = window(0) * taps[0]
-        term = np.empty_like(out)
-        for k in range(1, size):
-            np.multiply(window(k), taps[k], out=term)
-            out += term
-        x = out
-    return x
-
-
-def _ssim_terms(a: np.ndarray, b: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean SSIM and mean contrast-structure term cs, each of shape [C].
-
-    The local moments are filtered in float32 (twice as fast as float64) on values centred
-    on ``data_range / 2``, which keeps ``E[x^2] - E[x]^2`` accurate; the SSIM formula itself
-    runs in float64.
-    """
-    offset = 0.5 * data_range
-    centred_a, centred_b = (a - offset).astype(np.float32), (b - offset).astype(np.float32)
-    moments = _filter_valid(
-        np.stack([centred_a, centred_b, centred_a * centred_a + centred_b * centred_b,
-                  centred_a * centred_b]),
-        _gaussian_window_1d().astype(np.float32),
-    ).astype(np.float64)
-    mean_a, mean_b, second_moment_sum, cross_moment = moments
-    var_sum = second_moment_sum - mean_a * mean_a - mean_b * mean_b
-    covariance = cross_moment - mean_a * mean_b
-    mean_a += offset
-    mean_b += offset
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-    luminance = (2.0 * mean_a * mean_b + c1) / (mean_a * mean_a + mean_b * mean_b + c1)
-    cs = (2.0 * covariance + c2) / (var_sum + c2)
-    return np.mean(luminance * cs, axis=(0, 1)), np.mean(cs, axis=(0, 1))
-
-
-def _downsample(x: np.ndarray) -> np.ndarray:
-    """2x2 average pooling; an odd row/column count first repeats the last row/column."""
-    pad_h, pad_w = x.shape[0] % 2, x.shape[1] % 2
-    if pad_h or pad_w:
-        x = np.pad(x, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return 0.25 * (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2])
-
-
 def ms_ssim(reference, distorted, data_range: float = 255.0) -> float:
     """Multi-scale SSIM in [0, 1] (1 for identical images).
 
     ``prod_j relu(cs_j)^w_j`` over the first 4 scales times ``relu(ssim_5)^w_5``, per
-    channel, then averaged over channels; as ``tf.image.ssim_multiscale``.
+    channel, then averaged over channels: ``tf.image.ssim_multiscale`` (float32), with the
+    size checked first (TensorFlow's own check fails with an opaque InvalidArgumentError).
 
     Args:
       reference, distorted: ``[H, W, C]`` or ``[H, W]`` images of equal shape with
@@ -129,16 +75,14 @@ def ms_ssim(reference, distorted, data_range: float = 255.0) -> float:
             f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIZE}x{MS_SSIM_MIN_SIZE} pixels "
             f"(5 scales of an 11x11 window), got {a.shape[0]}x{a.shape[1]}"
         )
-    factors = []
-    for scale in range(len(MS_SSIM_WEIGHTS)):
-        if scale:
-            a, b = _downsample(a), _downsample(b)
-        ssim_value, cs = _ssim_terms(a, b, data_range)
-        factors.append(cs)
-    factors[-1] = ssim_value
-    stacked = np.maximum(np.stack(factors, axis=-1), 0.0)  # [C, scales]
-    per_channel = np.prod(stacked ** np.asarray(MS_SSIM_WEIGHTS), axis=-1)
-    return float(np.mean(per_channel))
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (heavy; only MS-SSIM needs it)
+
+    value = tf.image.ssim_multiscale(
+        tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=data_range,
+        power_factors=MS_SSIM_WEIGHTS, filter_size=SSIM_WINDOW_SIZE, filter_sigma=SSIM_WINDOW_SIGMA,
+        k1=SSIM_K1, k2=SSIM_K2,
+    )
+    return float(value)
 
 
 def ms_ssim_db(value: float) -> float:
