@@ -128,7 +128,7 @@ def test_bd_rate_with_shifted_sample_points_on_the_same_curve():
 
 
 def test_bd_rate_with_few_points_uses_a_lower_degree_fit():
-    # Three fixed-lambda models: a quadratic fit still gives exact answers for a rescale.
+    # Three fixed-lambda models: the interpolation still gives exact answers for a rescale.
     assert bd_rate(RATES[:3], PSNRS[:3], 0.8 * RATES[:3], PSNRS[:3]) == pytest.approx(-20.0, abs=1e-6)
 
 

@@ -7,7 +7,10 @@
   channel, averaged over channels (also CompressAI's convention). TensorFlow is imported on
   the first call only. Images need at least 161x161 pixels (TensorFlow's limit too).
 * :func:`bd_rate` / :func:`bd_psnr`: Bjontegaard deltas (VCEG-M33, 2001) between two
-  rate-distortion curves.
+  rate-distortion curves, by the ``bjontegaard`` package with piecewise cubic (PCHIP)
+  interpolation, as current codec practice (JVET's common test conditions) does, rather
+  than VCEG-M33's least-squares cubic: PCHIP passes through every point and works from 2
+  points per curve, where the cubic fit needs 4.
 
 Images are ``[H, W, C]`` (or ``[H, W]``) arrays, ``uint8`` or float, with values in
 ``[0, data_range]``.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import bjontegaard
 import numpy as np
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -95,8 +99,11 @@ def ms_ssim_db(value: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+BD_METHOD = "pchip"
+
+
 def _rd_curve(rates, qualities, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validates one RD curve; returns (log rates, qualities) as float64."""
+    """Validates one RD curve; returns (rates, qualities) as float64."""
     rates = np.asarray(rates, dtype=np.float64).reshape(-1)
     qualities = np.asarray(qualities, dtype=np.float64).reshape(-1)
     if rates.shape != qualities.shape:
@@ -108,19 +115,14 @@ def _rd_curve(rates, qualities, name: str) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isfinite(qualities)):
         raise ValueError(f"{name} curve: quality values must be finite, got {qualities.tolist()}")
     if np.unique(qualities).size != qualities.size or np.unique(rates).size != rates.size:
-        raise ValueError(f"{name} curve: repeated rate or quality values make the fit singular")
-    return np.log(rates), qualities
+        raise ValueError(f"{name} curve: repeated rate or quality values make the interpolation singular")
+    return rates, qualities
 
 
-def fit_degree(num_points: int) -> int:
-    """Polynomial degree of a Bjontegaard fit: cubic, or ``num_points - 1`` below 4 points."""
-    return min(3, num_points - 1)
-
-
-def _mean_of_fit(x: np.ndarray, y: np.ndarray, low: float, high: float) -> float:
-    """Mean over ``[low, high]`` of the least-squares polynomial ``y(x)``."""
-    antiderivative = np.polyint(np.polyfit(x, y, fit_degree(x.size)))
-    return float((np.polyval(antiderivative, high) - np.polyval(antiderivative, low)) / (high - low))
+def _sorted_by(key: np.ndarray, rates: np.ndarray, qualities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The curve's points in increasing ``key`` (the interpolators need increasing x)."""
+    order = np.argsort(key)
+    return rates[order], qualities[order]
 
 
 def _overlap(x_anchor: np.ndarray, x_test: np.ndarray, axis: str) -> tuple[float, float]:
@@ -140,41 +142,46 @@ def overlap_range(anchor_quality: Sequence[float], test_quality: Sequence[float]
     return _overlap(np.asarray(anchor_quality, float), np.asarray(test_quality, float), "quality")
 
 
-def bd_rate(anchor_rates, anchor_quality, test_rates, test_quality) -> float:
+def bd_rate(anchor_rates, anchor_quality, test_rates, test_quality, method: str = BD_METHOD) -> float:
     """Bjontegaard delta rate of ``test`` against ``anchor``, in percent.
 
-    Fits ``log(rate)`` as a cubic polynomial of quality (PSNR, or MS-SSIM dB) for each
-    curve (least squares; degree ``n - 1`` for curves of fewer than 4 points), integrates
-    both over the quality range the curves share, and returns
-    ``100 * (exp(mean log-rate difference) - 1)``: the average rate change at equal
-    quality. Negative means ``test`` needs fewer bits than ``anchor``.
+    ``bjontegaard.bd_rate``: interpolates ``log(rate)`` as a function of quality (PSNR, or
+    MS-SSIM dB) for each curve, integrates both over the quality range the curves share,
+    and returns ``100 * (exp(mean log-rate difference) - 1)``: the average rate change at
+    equal quality. Negative means ``test`` needs fewer bits than ``anchor``.
+
+    Args:
+      method: the ``bjontegaard`` interpolation: ``"pchip"`` (default; piecewise cubic
+        Hermite, exact through every point, current codec practice), ``"akima"``, or
+        ``"cubic"`` (VCEG-M33's least-squares cubic, which needs 4 points per curve).
 
     Raises:
       ValueError: a curve has fewer than 2 points, non-positive rates, repeated values,
         or the curves share no quality range.
     """
-    log_rate_a, quality_a = _rd_curve(anchor_rates, anchor_quality, "anchor")
-    log_rate_t, quality_t = _rd_curve(test_rates, test_quality, "test")
-    low, high = _overlap(quality_a, quality_t, "quality")
-    difference = _mean_of_fit(quality_t, log_rate_t, low, high) - _mean_of_fit(
-        quality_a, log_rate_a, low, high
-    )
-    return 100.0 * math.expm1(difference)
+    rates_a, quality_a = _rd_curve(anchor_rates, anchor_quality, "anchor")
+    rates_t, quality_t = _rd_curve(test_rates, test_quality, "test")
+    _overlap(quality_a, quality_t, "quality")
+    rates_a, quality_a = _sorted_by(quality_a, rates_a, quality_a)
+    rates_t, quality_t = _sorted_by(quality_t, rates_t, quality_t)
+    return float(bjontegaard.bd_rate(rates_a, quality_a, rates_t, quality_t, method=method,
+                                     require_matching_points=False, min_overlap=0.0))
 
 
-def bd_psnr(anchor_rates, anchor_quality, test_rates, test_quality) -> float:
+def bd_psnr(anchor_rates, anchor_quality, test_rates, test_quality, method: str = BD_METHOD) -> float:
     """Bjontegaard delta quality of ``test`` against ``anchor`` (dB for PSNR).
 
-    Fits quality as a cubic polynomial of ``log(rate)`` per curve, integrates over the
-    shared log-rate range and returns the mean difference; positive means ``test`` is
-    better at equal rate.
+    ``bjontegaard.bd_psnr``: interpolates quality as a function of ``log(rate)`` per curve,
+    integrates over the shared log-rate range and returns the mean difference; positive
+    means ``test`` is better at equal rate. ``method`` as in :func:`bd_rate`.
 
     Raises:
       ValueError: as :func:`bd_rate`, with the overlap taken over log-rate.
     """
-    log_rate_a, quality_a = _rd_curve(anchor_rates, anchor_quality, "anchor")
-    log_rate_t, quality_t = _rd_curve(test_rates, test_quality, "test")
-    low, high = _overlap(log_rate_a, log_rate_t, "log-rate")
-    return _mean_of_fit(log_rate_t, quality_t, low, high) - _mean_of_fit(
-        log_rate_a, quality_a, low, high
-    )
+    rates_a, quality_a = _rd_curve(anchor_rates, anchor_quality, "anchor")
+    rates_t, quality_t = _rd_curve(test_rates, test_quality, "test")
+    _overlap(np.log(rates_a), np.log(rates_t), "log-rate")
+    rates_a, quality_a = _sorted_by(rates_a, rates_a, quality_a)
+    rates_t, quality_t = _sorted_by(rates_t, rates_t, quality_t)
+    return float(bjontegaard.bd_psnr(rates_a, quality_a, rates_t, quality_t, method=method,
+                                     require_matching_points=False, min_overlap=0.0))
