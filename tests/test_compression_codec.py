@@ -34,6 +34,7 @@ from yoto_tf.compression import (
 from yoto_tf.training import LossConditionalModel
 
 FLAGS = flags.FLAGS
+cli.define_flags()  # train, compress and decompress: each command's own flags
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_LAMBDAS = (1e-4, 1e-2)  # a wide trade-off, so a briefly trained model already uses lambda
 HEADER_BITS = 8 * container.header_size(2, 2)
@@ -137,14 +138,13 @@ def test_decoding_in_other_processes_with_other_thread_counts(trained, tmp_path)
         import sys, tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-        from absl import app
         from trainers import compression
         for name in {sorted(images)!r}:
             sys.argv = ["compression", "decompress", "--model", {path!r},
                         "--input", {str(tmp_path)!r} + f"/{{name}}.yotc",
                         "--out", {str(tmp_path)!r} + f"/{{name}}.png"]
             try:
-                app.run(compression.main)
+                compression.cli_main()
             except SystemExit as exit:
                 assert not exit.code, exit.code
         """, tmp_path, {})

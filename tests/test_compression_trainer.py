@@ -14,6 +14,7 @@ from trainers import compression as cli
 from yoto_tf.compression import compress_image, load_compression_model
 
 FLAGS = flags.FLAGS
+cli.define_flags()  # train, compress and decompress: each command's own flags
 TINY = dict(patch_size=64, batch_size=2, num_filters=8, num_latent=8, conditioning_units=8,
             log_every=2, checkpoint_every=2, learning_rate=1e-3)
 
@@ -110,3 +111,31 @@ def test_training_flags_reach_the_model_and_the_optimizer(tmp_path):
     assert float(schedule(11)) == pytest.approx(2.5e-4)
     with flagsaver.flagsaver(**TINY, train_data=spec, geometric_mean_weights=False):
         assert cli.make_task().build_model().weight_normalization == "none"
+
+
+def _command(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "trainers.compression", *args], capture_output=True,
+                          text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)),
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_each_command_shows_and_takes_only_its_own_flags():
+    # the flag list after the module docstring (whose examples name flags of all commands)
+    help_text = {command: _command(command, "--help").stdout.split("\nflags:\n")[1]
+                 for command in ("train", "compress", "decompress")}
+    assert "--patch_size" in help_text["train"] and "--steps" in help_text["train"]
+    assert "--model:" not in help_text["train"]
+    for command in ("compress", "decompress"):
+        assert "--model:" in help_text[command] and "--input:" in help_text[command]
+        assert "--patch_size" not in help_text[command] and "--steps" not in help_text[command]
+    assert "--target_bpp" in help_text["compress"] and "--target_bpp" not in help_text["decompress"]
+
+    foreign = _command("compress", "--patch_size", "64", "--model", "m.keras")
+    assert foreign.returncode == 1
+    assert "--patch_size is a flag of `train`, not of `compress`" in foreign.stderr
+    assert "Traceback" not in foreign.stderr
+    missing = _command("--model", "m.keras")
+    assert missing.returncode == 1 and "usage: python -m trainers.compression" in missing.stderr

@@ -19,3 +19,26 @@ def parse_range(flag: str, text: str, positive: bool = True) -> tuple[float, flo
         bound = "0 < LO < HI" if positive else "LO < HI"
         raise ValueError(f"{flag} needs {bound}, got {text!r}.")
     return low, high
+
+
+def run_app(main, module_name: str, **kwargs) -> None:
+    """``absl.app.run(main, **kwargs)`` for ``python -m MODULE`` and for a console-script
+    entry point (``yoto-...``) alike.
+
+    absl's ``--help`` shows the ``__main__`` module's docstring and the key flags of the
+    script named by ``sys.argv[0]``; under an entry point that script is the ``yoto-...``
+    wrapper, so this lends it the docstring and the key flags of ``module_name``.
+    """
+    import sys  # pylint: disable=import-outside-toplevel
+
+    from absl import app, flags  # pylint: disable=import-outside-toplevel
+
+    main_module = sys.modules["__main__"]
+    module = sys.modules.get(module_name)
+    if module_name != "__main__" and module is not None and module is not main_module:
+        if not main_module.__doc__:
+            main_module.__doc__ = module.__doc__
+        script = sys.argv[0]
+        for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+            flags.FLAGS.register_key_flag_for_module(script, flag)
+    app.run(main, **kwargs)

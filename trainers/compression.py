@@ -25,7 +25,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from trainers import cli, core
+from trainers import cli
 from yoto_tf import data
 from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
 from yoto_tf.compression import codec as codec_lib
@@ -34,41 +34,78 @@ from yoto_tf.compression import model as model_lib
 from yoto_tf.compression import rate_control
 from yoto_tf.compression import training as training_lib
 
+FLAGS = flags.FLAGS
+
 SUBCOMMANDS = ("train", "compress", "decompress")
 
-# train
-flags.DEFINE_string("train_data", "builtin", "Training images: builtin | folder:GLOB | tfds:NAME[:SPLIT] (e.g. tfds:clic).")
-flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory for --train_data=tfds:...")
-flags.DEFINE_integer("patch_size", 256, "Training patch side (a multiple of 64).", lower_bound=64)
-flags.DEFINE_string("lambda_range", "0.0018,0.18", "LO,HI: log-uniform range of the distortion weight lambda.")
-flags.DEFINE_float("fixed_lambda", None, "Train an ordinary single-lambda model at this lambda instead.")
-flags.DEFINE_integer("num_filters", 128, "N: channels of the hidden layers and of z.", lower_bound=1)
-flags.DEFINE_integer("num_latent", 192, "M: channels of the latent y.", lower_bound=1)
-flags.DEFINE_integer("conditioning_units", 256, "Width of the lambda-conditioning MLP.", lower_bound=1)
-flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).", lower_bound=0.0)
-flags.DEFINE_bool("geometric_mean_weights", True,
-                  "Divide each example's loss weights by their geometric mean sqrt(lambda), so "
-                  "high-lambda examples do not dominate the gradient (see yoto_tf/compression/training.py).")
-flags.DEFINE_integer("learning_rate_drop_step", 0,
-                     "From this step on, train at --learning_rate * --learning_rate_drop_factor (0 = never).",
-                     lower_bound=0)
-flags.DEFINE_float("learning_rate_drop_factor", 0.1, "See --learning_rate_drop_step.", lower_bound=0.0)
-# compress / decompress
 TRAIN_FLAGS = ("train_data", "patch_size", "lambda_range", "fixed_lambda", "num_filters",
                "num_latent", "conditioning_units", "clip_norm", "geometric_mean_weights",
                "learning_rate_drop_step", "learning_rate_drop_factor")
 """The train command's own settings, recorded in train_config.json."""
 
-flags.DEFINE_string("model", None, "compress/decompress: the trained model.keras.")
-flags.DEFINE_string("input", None, "compress: image file; decompress: compressed file.")
-flags.DEFINE_string("out", None, "compress: compressed file to write; decompress: image (.png) to write.")
-flags.DEFINE_float("lambda", None, "compress: distortion weight (within the model's trained range).")
-flags.DEFINE_float("target_bpp", None, "compress: search lambda for this many bits per pixel (real file size).")
-flags.DEFINE_integer("target_bytes", None, "compress: search lambda for a file of this many bytes.")
+CODING_FLAGS = {
+    "compress": ("model", "input", "out", "lambda", "target_bpp", "target_bytes"),
+    "decompress": ("model", "input", "out"),
+}
+"""The flags of the compress and decompress commands."""
 
-flags.register_validator("patch_size", lambda v: v % model_lib.PAD_MULTIPLE == 0,
-                         message=f"--patch_size must be a multiple of {model_lib.PAD_MULTIPLE}.")
-FLAGS = flags.FLAGS
+
+def _define_train_flags() -> None:
+    from trainers import core  # pylint: disable=import-outside-toplevel  # the common training flags
+
+    flags.DEFINE_string("train_data", "builtin", "Training images: builtin | folder:GLOB | tfds:NAME[:SPLIT] (e.g. tfds:clic).")
+    flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory for --train_data=tfds:...")
+    flags.DEFINE_integer("patch_size", 256, "Training patch side (a multiple of 64).", lower_bound=64)
+    flags.DEFINE_string("lambda_range", "0.0018,0.18", "LO,HI: log-uniform range of the distortion weight lambda.")
+    flags.DEFINE_float("fixed_lambda", None, "Train an ordinary single-lambda model at this lambda instead.")
+    flags.DEFINE_integer("num_filters", 128, "N: channels of the hidden layers and of z.", lower_bound=1)
+    flags.DEFINE_integer("num_latent", 192, "M: channels of the latent y.", lower_bound=1)
+    flags.DEFINE_integer("conditioning_units", 256, "Width of the lambda-conditioning MLP.", lower_bound=1)
+    flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).", lower_bound=0.0)
+    flags.DEFINE_bool("geometric_mean_weights", True,
+                      "Divide each example's loss weights by their geometric mean sqrt(lambda), so "
+                      "high-lambda examples do not dominate the gradient (see yoto_tf/compression/training.py).")
+    flags.DEFINE_integer("learning_rate_drop_step", 0,
+                         "From this step on, train at --learning_rate * --learning_rate_drop_factor (0 = never).",
+                         lower_bound=0)
+    flags.DEFINE_float("learning_rate_drop_factor", 0.1, "See --learning_rate_drop_step.", lower_bound=0.0)
+    flags.register_validator("patch_size", lambda v: v % model_lib.PAD_MULTIPLE == 0,
+                             message=f"--patch_size must be a multiple of {model_lib.PAD_MULTIPLE}.")
+    flags.adopt_module_key_flags(core)  # `train --help` lists --model_dir, --steps, ...
+
+
+def _define_coding_flags(command: str) -> None:
+    flags.DEFINE_string("model", None, f"{command}: the trained model.keras.")
+    if command == "compress":
+        flags.DEFINE_string("input", None, "Image file to compress.")
+        flags.DEFINE_string("out", None, "Compressed file to write.")
+        flags.DEFINE_float("lambda", None, "Distortion weight (within the model's trained range).")
+        flags.DEFINE_float("target_bpp", None, "Search lambda for this many bits per pixel (real file size).")
+        flags.DEFINE_integer("target_bytes", None, "Search lambda for a file of this many bytes.")
+    else:
+        flags.DEFINE_string("input", None, "Compressed file to decode.")
+        flags.DEFINE_string("out", None, "Image (.png) to write.")
+
+
+def define_flags(command: str | None = None) -> None:
+    """Defines the flags of ``command`` (train, compress or decompress).
+
+    Each command has only its own flags, so ``COMMAND --help`` lists them and a flag of
+    another command is refused. ``command=None`` defines the flags of all three (for code and
+    tests that set flags and call :func:`main`; the flag names do not overlap). Idempotent.
+    """
+    for name in SUBCOMMANDS if command is None else (command,):
+        if name == "train":
+            if "patch_size" not in FLAGS:
+                _define_train_flags()
+        elif "model" not in FLAGS:
+            _define_coding_flags(name)
+        elif name == "compress" and "lambda" not in FLAGS:  # decompress's flags came first
+            flags.DEFINE_float("lambda", None, "compress: distortion weight (within the model's trained range).")
+            flags.DEFINE_float("target_bpp", None, "compress: search lambda for this many bits per pixel.")
+            flags.DEFINE_integer("target_bytes", None, "compress: search lambda for a file of this many bytes.")
+
+
 
 EVAL_BUCKETS = 4  # lambda buckets of the TensorBoard evaluation scalars
 
@@ -85,6 +122,8 @@ def make_task() -> core.TrainTask:
       CommandError / ValueError: bad lambda flags, a malformed source, or a folder source
         that matches no image.
     """
+    from trainers import core  # pylint: disable=import-outside-toplevel
+
     space = model_lib.compression_loss_space(cli.parse_range("--lambda_range", FLAGS.lambda_range), FLAGS.fixed_lambda)
     source = data.parse_source(FLAGS.train_data)
     if not isinstance(source, data.TfdsSource):
@@ -268,6 +307,8 @@ def main(argv):
                 task = make_task()
             except ValueError as err:
                 raise CommandError(str(err)) from None
+            from trainers import core  # pylint: disable=import-outside-toplevel
+
             core.train_from_flags(task)
         elif argv[1] == "compress":
             compress()
@@ -278,7 +319,52 @@ def main(argv):
         sys.exit(1)
 
 
+def _parse_flags(argv):
+    """absl's flag parsing, with a clear message for a flag of another command."""
+    command = argv[1]
+    try:
+        return FLAGS(argv)
+    except flags.UnrecognizedFlagError as err:
+        owners = [c for c in SUBCOMMANDS if c != command and _command_has_flag(c, err.flagname)]
+        if not owners:
+            message = str(err)
+        else:
+            message = (f"--{err.flagname} is a flag of `{'/'.join(owners)}`, not of `{command}` "
+                           f"(see: python -m trainers.compression {command} --help)")
+    except flags.Error as err:
+        message = str(err)
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _command_has_flag(command: str, name: str) -> bool:
+    if command == "train":
+        from trainers import core  # pylint: disable=import-outside-toplevel
+
+        common = {flag.name for flag in FLAGS.get_flags_for_module(core.__name__)}
+        return name in TRAIN_FLAGS or name in ("tfds_data_dir", *common) or name.startswith("no") and (
+            name[2:] in TRAIN_FLAGS)
+    return name in CODING_FLAGS[command]
+
+
+def cli_main(argv=None) -> None:
+    """Entry point (``python -m trainers.compression``, ``yoto-compression``): defines the
+    flags of the command named first, then runs the absl app."""
+    argv = list(sys.argv if argv is None else argv)
+    usage = f"usage: python -m trainers.compression {{{'|'.join(SUBCOMMANDS)}}} --flags"
+    if len(argv) < 2 or argv[1] not in SUBCOMMANDS:
+        if any(arg in ("-h", "--help", "-?", "--helpshort", "--helpfull") for arg in argv[1:]):
+            print(f"{__doc__}\n{usage}\n\n`python -m trainers.compression COMMAND --help` lists "
+                  "the flags of COMMAND.")
+            sys.exit(0)
+        print(f"error: the command comes first\n{usage}", file=sys.stderr)
+        sys.exit(1)
+    define_flags(argv[1])
+    if argv[1] == "train":
+        FLAGS.set_default("model_dir", "runs/compression")
+        FLAGS.set_default("learning_rate", 1e-4)
+    cli.run_app(main, __name__, argv=argv, flags_parser=_parse_flags)
+
+
 if __name__ == "__main__":
-    FLAGS.set_default("model_dir", "runs/compression")
-    FLAGS.set_default("learning_rate", 1e-4)
-    app.run(main)
+    cli_main()
