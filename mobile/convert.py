@@ -102,6 +102,13 @@ def main(argv):
         print(f"{r.variant:>12}: {r.path} {r.size_bytes / 1024:.1f} KiB, ops {', '.join(r.ops)}")
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """Entry point of `python -m mobile.convert` and of the `yoto-convert` console script."""
+    from trainers import cli  # pylint: disable=import-outside-toplevel
+
     define_flags()
-    app.run(main)
+    cli.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    cli_main()

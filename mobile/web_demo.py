@@ -327,6 +327,13 @@ def main(argv):
         server.server_close()
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """Entry point of `python -m mobile.web_demo` and of the `yoto-web-demo` console script."""
+    from trainers import cli  # pylint: disable=import-outside-toplevel
+
     define_flags()
-    app.run(main)
+    cli.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -117,5 +117,10 @@ def main(argv):
     core.train_from_flags(task)
 
 
+def cli_main() -> None:
+    """Entry point of `python -m trainers.beta_vae` and of the `yoto-beta-vae` console script."""
+    cli.run_app(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli_main()

@@ -25,9 +25,9 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
-from trainers import core
+from trainers import cli, core
 from yoto_tf import data
 from yoto_tf.images import load_image_with_note, save_image
 from yoto_tf.style_transfer import grid
@@ -209,9 +209,14 @@ def main(argv):
     core.train_from_flags(make_task(style_images, vgg_weights, eval_images, info, settings))
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """Entry point of `python -m trainers.style_transfer` and of the `yoto-style-transfer` console script."""
     FLAGS.set_default("model_dir", "runs/style_transfer")
     FLAGS.set_default("steps", 300)
     FLAGS.set_default("batch_size", 4)
     FLAGS.set_default("learning_rate", 2e-3)
-    app.run(main)
+    cli.run_app(main, __name__)
+
+
+if __name__ == "__main__":
+    cli_main()

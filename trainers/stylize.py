@@ -32,8 +32,9 @@ from __future__ import annotations
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from trainers import cli
 from yoto_tf import pretrained
 from yoto_tf.images import load_image, save_image
 from yoto_tf.layers import find_loss_space
@@ -179,5 +180,10 @@ def main(argv):
         sys.exit(f"error: {error}")
 
 
+def cli_main() -> None:
+    """Entry point of `python -m trainers.stylize` and of the `yoto-stylize` console script."""
+    cli.run_app(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli_main()
