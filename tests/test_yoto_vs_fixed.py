@@ -1,4 +1,4 @@
-"""The YOTO-versus-separate-models harness (benchmarks/yoto_vs_fixed.py)."""
+"""The YOTO-versus-separate-models harness (benchmarks/yoto_vs_fixed/)."""
 
 import csv
 import os

@@ -1,0 +1,323 @@
+"""Task adapters of the YOTO-versus-fixed harness: how each task (beta_vae, compression,
+style_transfer) builds its model for a LossSpace, its training data, its held-out
+measurements at a lambda, and its metric (see the package docstring)."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+from typing import Callable, Mapping
+
+import keras
+import numpy as np
+
+from yoto_tf.coefficients import Coefficient, LossSpace
+from yoto_tf.files import write_atomically
+from yoto_tf.training import LossConditionalModel
+
+
+@dataclasses.dataclass(frozen=True)
+class HarnessSettings:
+    """Settings every adapter receives (from the flags); each task reads what it needs.
+
+    Attributes:
+      image_size: training (and evaluation) image / crop side.
+      batch_size: batch size of every model.
+      eval_examples: held-out examples per evaluation.
+      seed: seed of weights, lambda sampling and data.
+      train_data, eval_data: image sources (``yoto_tf.data.parse_source`` specs) of the
+        image tasks (compression, style transfer); None: ``builtin``, and evaluation crops
+        drawn from the training source with a seed of their own.
+      style_image: style transfer's style image file (None: the built-in one).
+      vgg_weights: style transfer's VGG weights (``auto``, ``imagenet``, ``none``, a path).
+      train_examples: beta-VAE: 0 trains on the endless tf.data stream of fresh shapes
+        (TensorFlow backend only); N > 0 on a pool of N pre-rendered shapes (any backend,
+        and fast enough to feed a GPU).
+      cache_dir: where a task may cache prepared training data (the beta-VAE pool); None:
+        keep it in memory.
+    """
+
+    image_size: int = 64
+    batch_size: int = 32
+    eval_examples: int = 512
+    seed: int = 0
+    train_data: str | None = None
+    eval_data: str | None = None
+    style_image: str | None = None
+    vgg_weights: str = "auto"
+    train_examples: int = 0
+    cache_dir: str | None = None
+
+
+class TaskAdapter(abc.ABC):
+    """What the harness needs from a task.
+
+    Attributes:
+      name: the task name used on the command line.
+      coefficient: the swept coefficient (lambda) of the task's LossSpace.
+      metric_name: what :meth:`metric` computes (for CSV and plot labels).
+    """
+
+    name: str
+    coefficient: str
+    metric_name: str = "objective"
+
+    def __init__(self, settings: HarnessSettings):
+        self.settings = settings
+
+    @abc.abstractmethod
+    def loss_space(self, low: float | None, high: float | None) -> LossSpace:
+        """The YOTO LossSpace, the swept coefficient on [low, high] (None: the task default)."""
+
+    @abc.abstractmethod
+    def build_model(self, loss_space: LossSpace, width_multiplier: float, seed: int) -> LossConditionalModel:
+        """An uncompiled model with the task's network for ``loss_space``."""
+
+    @abc.abstractmethod
+    def train_dataset(self, batch_size: int, seed: int):
+        """Endless batches of what the model takes (a tf.data.Dataset or a Keras PyDataset)."""
+
+    def prepare_training_data(self) -> None:
+        """Builds any shared training data once, before models train (possibly in other
+        processes, which then reuse it through ``settings.cache_dir``). Default: nothing."""
+
+    def optimizer(self, learning_rate) -> keras.optimizers.Optimizer:
+        """The optimizer of every model of this task (default: Adam); ``learning_rate`` is a
+        float or a ``keras.optimizers.schedules`` schedule."""
+        return keras.optimizers.Adam(learning_rate)
+
+    @abc.abstractmethod
+    def evaluate(self, network: keras.Model, lam: np.ndarray) -> dict[str, float]:
+        """Held-out measurements of ``network`` run at the raw lambda ``lam`` [k]: at least
+        the mean of every loss term (by name), optionally more (e.g. PSNR)."""
+
+    def metric(self, measurements: Mapping[str, float], lam: np.ndarray, space: LossSpace) -> float:
+        """The task metric at lambda ``lam`` [k] (lower is better); default: the objective
+        ``sum_i lam_i * term_i``."""
+        return float(sum(lam[i] * measurements[name] for i, name in enumerate(space.names)))
+
+
+class BetaVAEAdapter(TaskAdapter):
+    """beta-VAE on procedural shapes; lambda = beta; metric = negative beta-ELBO (nats).
+    Every model trains with the loss weights divided by their geometric mean (the
+    beta-VAE default, see ``yoto_tf.beta_vae.model.build_model``), on the endless shapes
+    stream or, with ``settings.train_examples``, on a pre-rendered pool (see
+    ``yoto_tf.beta_vae.pool``)."""
+
+    name = "beta_vae"
+    coefficient = "kl"
+    metric_name = "neg_beta_elbo"
+
+    def __init__(self, settings: HarnessSettings):
+        super().__init__(settings)
+        from yoto_tf.beta_vae import shapes
+
+        self._shapes = shapes
+        self._pool = None  # the training pool, once rendered or loaded (see _train_pool)
+        self.images, _ = shapes.shape_images(
+            range(settings.eval_examples), settings.image_size, seed=settings.seed, split="test"
+        )
+
+    def loss_space(self, low, high):
+        from yoto_tf.beta_vae import model
+
+        default_low, default_high = model.DEFAULT_BETA_RANGE
+        return model.beta_loss_space(low or default_low, high or default_high)
+
+    def build_model(self, loss_space, width_multiplier, seed):
+        from yoto_tf.beta_vae import model
+
+        return model.build_model(loss_space, self.settings.image_size,
+                                 width_multiplier=width_multiplier, seed=seed)
+
+    def train_dataset(self, batch_size, seed):
+        from yoto_tf.beta_vae import pool
+
+        if self.settings.train_examples > 0:
+            return pool.PoolBatches(self._train_pool(), batch_size, seed=seed)
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                f"beta_vae on the {keras.backend.backend()} backend needs --train_examples > 0 "
+                "(a pre-rendered pool): the endless shapes stream is tf.data."
+            )
+        return self._shapes.shapes_dataset(batch_size, self.settings.image_size, seed=seed)
+
+    def prepare_training_data(self):
+        if self.settings.train_examples > 0:
+            self._train_pool()
+
+    def _train_pool(self) -> np.ndarray:
+        """The training pool, uint8 [N, S, S, 3]: rendered once, cached in ``cache_dir``."""
+        from yoto_tf.beta_vae import pool
+
+        s = self.settings
+        if self._pool is not None:
+            return self._pool
+        if s.cache_dir is None:
+            self._pool = pool.render_pool(s.train_examples, s.image_size, seed=s.seed)
+            return self._pool
+        path = os.path.join(s.cache_dir, f"shapes_train_seed{s.seed}_{s.image_size}px_{s.train_examples}.npy")
+        if not os.path.exists(path):
+            os.makedirs(s.cache_dir, exist_ok=True)
+            images = pool.render_pool(s.train_examples, s.image_size, seed=s.seed)
+            write_atomically(path, lambda tmp: np.save(tmp, images), suffix=".npy")
+        self._pool = np.load(path, mmap_mode="r")
+        return self._pool
+
+    def evaluate(self, network, lam):
+        from yoto_tf.beta_vae import evaluation
+
+        return evaluation.mean_terms(network, self.images, lam, seed=self.settings.seed)
+
+
+def _heldout_crops(settings: HarnessSettings, size: int) -> np.ndarray:
+    """``eval_examples`` crops float32 [N, size, size, 3] of the evaluation images."""
+    from yoto_tf import data
+
+    spec = settings.eval_data or settings.train_data or "builtin"
+    batches = data.image_dataset(spec, size, settings.eval_examples, seed=settings.seed + 1_000_003)
+    return next(iter(batches)).numpy()
+
+
+def _swept_only(space: LossSpace, coefficient: str, low: float | None, high: float | None) -> LossSpace:
+    """``space`` with ``coefficient`` log-uniform on [low, high] (None: its own range) and
+    every other coefficient fixed at its default: a one-dimensional YOTO problem."""
+    swept = space.coefficient(coefficient)
+    low, high = low or swept.low, high or swept.high
+    return LossSpace([
+        Coefficient(c.name, low, high, "log_uniform") if c.name == coefficient
+        else Coefficient.fixed(c.name, c.default)
+        for c in space.coefficients
+    ])
+
+
+class CompressionAdapter(TaskAdapter):
+    """Scale-hyperprior compression; lambda = the distortion weight (on 255^2 MSE, rate in
+    bpp fixed at 1); metric = the rate-distortion loss ``lambda * 255^2 * MSE + bpp`` with
+    the model's estimated bits (rounded latents). Small CPU-scale transforms: N = 32 and
+    M = 48 channels times the width multiplier. Crops must be multiples of 64."""
+
+    name = "compression"
+    coefficient = "distortion"
+    metric_name = "rd_loss"
+    NUM_FILTERS, NUM_LATENT = 32, 48
+
+    def __init__(self, settings: HarnessSettings):
+        super().__init__(settings)
+        if settings.image_size % 64:
+            raise ValueError(f"compression needs --image_size a multiple of 64, got {settings.image_size}.")
+        self.images = _heldout_crops(settings, settings.image_size)
+
+    def loss_space(self, low, high):
+        from yoto_tf.compression import model
+
+        default_low, default_high = model.DEFAULT_LAMBDA_RANGE
+        return model.compression_loss_space((low or default_low, high or default_high))
+
+    def build_model(self, loss_space, width_multiplier, seed):
+        from yoto_tf.compression.training import build_model
+
+        # The trainer's builder: geometric-mean weighting on, as in trainers.compression
+        # (a plain LossConditionalModel here measured another objective than users train).
+        return build_model(
+            loss_space, max(1, round(self.NUM_FILTERS * width_multiplier)),
+            max(1, round(self.NUM_LATENT * width_multiplier)), seed=seed,
+        )
+
+    def optimizer(self, learning_rate):
+        return keras.optimizers.Adam(learning_rate, global_clipnorm=1.0)  # as trainers.compression
+
+    def train_dataset(self, batch_size, seed):
+        from yoto_tf import data
+
+        return data.image_dataset(self.settings.train_data or "builtin", self.settings.image_size,
+                                  batch_size, seed=seed)
+
+    def evaluate(self, network, lam):
+        from yoto_tf.compression import metrics, model
+
+        lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(self.images), 1))
+        outputs = network((keras.ops.convert_to_tensor(self.images), keras.ops.convert_to_tensor(lam_batch)),
+                          training=False)
+        terms = {k: keras.ops.convert_to_numpy(v) for k, v in
+                 model.rate_distortion_terms(self.images, outputs).items()}
+        x_hat = keras.ops.convert_to_numpy(outputs["x_hat"])
+        psnr = [metrics.psnr(image, decoded, data_range=1.0) for image, decoded in zip(self.images, x_hat)]
+        return {**{k: float(v.mean()) for k, v in terms.items()}, "psnr_db": float(np.mean(psnr))}
+
+
+class StyleTransferAdapter(TaskAdapter):
+    """Adjustable style transfer, one style; lambda = the ``content`` weight on [0.1, 10],
+    the other six weights fixed at their defaults (for YOTO too: a one-dimensional
+    comparison). Transformer width 0.25 times the width multiplier.
+
+    Models train on terms divided by their OWN running means, so the raw objective is not
+    comparable across models; the metric is ``sum_i lambda_i * L_i / ref_i`` with fixed
+    scales ``ref_i``: the terms of a reference output, the evaluation images blurred by a
+    5x5 box filter (model-independent and non-zero for every term)."""
+
+    name = "style_transfer"
+    coefficient = "content"
+    metric_name = "normalized_objective"
+    BASE_WIDTH = 0.25
+
+    def __init__(self, settings: HarnessSettings):
+        super().__init__(settings)
+        from yoto_tf import data
+        from yoto_tf.images import load_image
+        from yoto_tf.style_transfer import StyleTransferLoss
+
+        style = load_image(settings.style_image or data.builtin_style_image_path())
+        self.losses = StyleTransferLoss([style], vgg_weights=settings.vgg_weights,
+                                        style_size=max(128, settings.image_size))
+        self.images = _heldout_crops(settings, settings.image_size)
+        blurred = keras.ops.average_pool(self.images, 5, strides=1, padding="same")
+        self.reference = self._mean_terms(self.images, blurred)
+
+    def _mean_terms(self, images, outputs) -> dict[str, float]:
+        terms = self.losses(keras.ops.convert_to_tensor(images), outputs)
+        return {k: float(keras.ops.mean(v)) for k, v in terms.items()}
+
+    def loss_space(self, low, high):
+        from yoto_tf.style_transfer import style_transfer_loss_space
+
+        return _swept_only(style_transfer_loss_space(), self.coefficient, low, high)
+
+    def build_model(self, loss_space, width_multiplier, seed):
+        from yoto_tf.style_transfer import build_transformer
+        from yoto_tf.style_transfer.training import StyleTransferModel
+
+        network = build_transformer(loss_space, width_multiplier=self.BASE_WIDTH * width_multiplier)
+        return StyleTransferModel(network, self.losses, seed=seed)
+
+    def train_dataset(self, batch_size, seed):
+        from yoto_tf.style_transfer.training import training_dataset
+
+        return training_dataset(self.settings.train_data or "builtin", self.settings.image_size,
+                                batch_size, seed=seed)
+
+    def evaluate(self, network, lam):
+        from yoto_tf.style_transfer import IMAGE_INPUT, LAMBDA_INPUT
+
+        lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(self.images), 1))
+        feed = {IMAGE_INPUT: self.images, LAMBDA_INPUT: lam_batch}
+        outputs = network({k: keras.ops.convert_to_tensor(v) for k, v in feed.items()}, training=False)
+        return self._mean_terms(self.images, outputs)
+
+    def metric(self, measurements, lam, space):
+        return float(sum(lam[i] * measurements[name] / self.reference[name]
+                         for i, name in enumerate(space.names)))
+
+
+ADAPTERS: dict[str, Callable[[HarnessSettings], TaskAdapter]] = {
+    adapter.name: adapter for adapter in (BetaVAEAdapter, CompressionAdapter, StyleTransferAdapter)
+}
+
+
+def make_adapter(task: str, settings: HarnessSettings) -> TaskAdapter:
+    """The adapter of ``task`` (loads its evaluation data). Raises ValueError if unknown."""
+    if task not in ADAPTERS:
+        raise ValueError(f"Unknown task {task!r}; available: {sorted(ADAPTERS)}.")
+    return ADAPTERS[task](settings)
+
