@@ -20,7 +20,7 @@ from mobile.model_io import LOSS_WEIGHTS, STYLE_INDEX
 from yoto_tf.coefficients import LossSpace
 
 TOLERANCES = {
-    "none": 1e-4,
+    "none": 1e-3,
     "float16": 1e-2,
     "dynamic_int8": 0.1,
     "int8": 0.05,
@@ -28,7 +28,10 @@ TOLERANCES = {
 }
 """Default max-abs-error tolerances for outputs in [0, 1] (an image).
 
-float32 must match to 1e-4. float16 weights move a trained style network's output by a
+float32 must match to 1e-3 (a quarter of one 8-bit level): the shipped painters4 at 384x384
+differs by up to 1.8e-4 (mean 3e-6) from Keras through float32 reduction order alone, so the
+earlier 1e-4 refused a correct export; test models with small activations stay below 1e-4
+(tests/test_mobile_convert.py pins that). float16 weights move a trained style network's output by a
 few 1e-3. dynamic_int8 quantizes activations per op at run time, including those feeding
 the instance-norm statistics (about 0.02-0.07 measured). The selective ``int8`` variant
 targets 0.05. ``full_int8`` is the naive baseline, kept for comparison only (0.1-0.3).
