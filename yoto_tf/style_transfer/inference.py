@@ -87,7 +87,7 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return starts + [size - tile]
 
 
-def tile_ramp(length: int, start: int, size: int, overlap: int) -> np.ndarray:
+def _ramp(length: int, start: int, size: int, overlap: int) -> np.ndarray:
     """Blend weights [length] of a tile at ``start``: rising over ``overlap`` pixels at an
     edge shared with another tile, 1 elsewhere (image borders are not faded)."""
     weights = np.ones(length, np.float32)
@@ -127,10 +127,34 @@ def stylize(
     if lam.ndim != 1:
         raise ValueError(f"stylize takes one lambda vector [{space.size}], got {lam.shape}.")
     check_style_index(network, style_index)
-    pixels = as_float_image(image)
+    return stylize_in_tiles(
+        as_float_image(image),
+        lambda tile, top, left: _run(network, tile[None], lam, style_index)[0],
+        max_pixels, tile_size, overlap,
+    )
+
+
+def stylize_in_tiles(
+    pixels: np.ndarray,
+    run_tile,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
+) -> np.ndarray:
+    """Runs ``run_tile`` on the whole image, or on overlapping tiles blended with ramps.
+
+    Args:
+      pixels: float32 [H, W, 3] in [0, 1].
+      run_tile: ``(tile [h, w, 3], top, left) -> float32 [h, w, 3]``; ``top``/``left`` say
+        where the tile lies, for inputs that vary over the image (a lambda map).
+      max_pixels, tile_size, overlap: as in :func:`stylize`.
+
+    Returns:
+      float32 [H, W, 3].
+    """
     height, width = pixels.shape[:2]
     if height * width <= max_pixels:
-        return _run(network, pixels[None], lam, style_index)[0]
+        return run_tile(pixels, 0, 0)
     if tile_size <= 2 * overlap or tile_size < MIN_SIDE:
         raise ValueError(
             f"tile_size ({tile_size}) must exceed 2 * overlap ({overlap}) and {MIN_SIDE}."
@@ -140,9 +164,9 @@ def stylize(
     for top in tile_starts(height, tile_size, overlap):
         for left in tile_starts(width, tile_size, overlap):
             tile = pixels[top : top + tile_size, left : left + tile_size]
-            out = _run(network, tile[None], lam, style_index)[0]
+            out = run_tile(tile, top, left)
             h, w = tile.shape[:2]
-            weight = np.outer(tile_ramp(h, top, height, overlap), tile_ramp(w, left, width, overlap))
+            weight = np.outer(_ramp(h, top, height, overlap), _ramp(w, left, width, overlap))
             result[top : top + h, left : left + w] += out * weight[..., None]
             total_weight[top : top + h, left : left + w] += weight[..., None]
     return result / total_weight

@@ -31,13 +31,11 @@ from yoto_tf.style_transfer.inference import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_OVERLAP,
     DEFAULT_TILE_SIZE,
-    MIN_SIDE,
     as_float_image,
     check_style_index,
     num_styles,
     stylize,
-    tile_ramp,
-    tile_starts,
+    stylize_in_tiles,
 )
 from yoto_tf.style_transfer.loss_space import strength_range, style_names, with_strength
 from yoto_tf.style_transfer.transformer import IMAGE_INPUT, LAMBDA_INPUT, STYLE_INPUT
@@ -128,23 +126,7 @@ def stylize_with_map(
             feed[STYLE_INPUT] = np.array([style_index], np.int32)
         return np.asarray(map_network.predict_on_batch(feed))[0]
 
-    if height * width <= max_pixels:
-        return run(pixels, 0, 0)
-    if tile_size <= 2 * overlap or tile_size < MIN_SIDE:
-        raise ValueError(
-            f"tile_size ({tile_size}) must exceed 2 * overlap ({overlap}) and {MIN_SIDE}."
-        )
-    result = np.zeros_like(pixels)
-    total_weight = np.zeros((height, width, 1), np.float32)
-    for top in tile_starts(height, tile_size, overlap):
-        for left in tile_starts(width, tile_size, overlap):
-            tile = pixels[top : top + tile_size, left : left + tile_size]
-            out = run(tile, top, left)
-            h, w = tile.shape[:2]
-            weight = np.outer(tile_ramp(h, top, height, overlap), tile_ramp(w, left, width, overlap))
-            result[top : top + h, left : left + w] += out * weight[..., None]
-            total_weight[top : top + h, left : left + w] += weight[..., None]
-    return result / total_weight
+    return stylize_in_tiles(pixels, run, max_pixels, tile_size, overlap)
 
 
 def strength_levels(strengths: np.ndarray, max_levels: int = 5) -> np.ndarray:
