@@ -200,14 +200,14 @@ def split_map_evidence(network, map_network, photo, low: float, high: float,
     uniform = {s: stylize(network, photo, with_strength(space, s), style_index) for s in (low, high)}
     own = np.where(np.arange(width)[None, :, None] < edge, uniform[low], uniform[high])
     other = np.where(np.arange(width)[None, :, None] < edge, uniform[high], uniform[low])
-    columns = np.abs(mapped - own).mean(axis=(0, 2))
-    to_own = columns
+    error = np.abs(mapped - own)
+    columns = error.mean(axis=(0, 2))
     between = np.abs(own - other).mean(axis=(0, 2)) + 1e-6
-    bleeding = np.nonzero(to_own > 0.1 * between)[0]
+    bleeding = np.nonzero(columns > 0.1 * between)[0]
     bleed = int(np.max(np.abs(bleeding - edge + 0.5)) + 0.5) if len(bleeding) else 0
     return SplitMapResult(
-        left_error=float(np.abs(mapped - own)[:, : edge - margin].mean()),
-        right_error=float(np.abs(mapped - own)[:, edge + margin :].mean()),
+        left_error=float(error[:, : edge - margin].mean()),
+        right_error=float(error[:, edge + margin :].mean()),
         uniform_difference=float(np.abs(uniform[high] - uniform[low]).mean()),
         bleed_px=bleed,
         columns_error=columns,

@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image
 
 from yoto_tf.layers import find_loss_space
+from yoto_tf.style_transfer.grid import resize_gray
 from yoto_tf.style_transfer.inference import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_OVERLAP,
@@ -62,8 +62,8 @@ def check_strength_range(space, low: float, high: float, base=None) -> None:
     allowed = strength_range(space, base)
     if low < allowed[0] * (1 - 1e-6) or high > allowed[1] * (1 + 1e-6) or low > high:
         raise ValueError(
-            f"Strength map range {low:g},{high:g} is outside the model's allowed strengths "
-            f"[{allowed[0]:.4g}, {allowed[1]:.4g}] (or low > high)."
+            f"Strengths {low:.4g}..{high:.4g} leave the model's allowed range "
+            f"[{allowed[0]:.4g}, {allowed[1]:.4g}] of allowed strengths (or low > high)."
         )
 
 
@@ -79,12 +79,9 @@ def lambda_map(space, strengths: np.ndarray, base: np.ndarray | None = None) -> 
 
 
 def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """float32 [h, w, c] -> [height, width, c], bilinear (Pillow, per channel)."""
-    channels = [
-        np.asarray(Image.fromarray(array[..., c]).resize((width, height), Image.BILINEAR))
-        for c in range(array.shape[-1])
-    ]
-    return np.stack(channels, axis=-1).astype(np.float32)
+    """float32 [h, w, c] -> [height, width, c], bilinear per channel."""
+    return np.stack([resize_gray(array[..., c], (height, width)) for c in range(array.shape[-1])],
+                    axis=-1)
 
 
 def stylize_with_map(
@@ -179,11 +176,8 @@ def stylize_strength_map(
     strengths = np.asarray(strengths, np.float64)
     if strengths.shape != np.shape(image)[:2]:
         raise ValueError(f"strengths {strengths.shape} must match the image {np.shape(image)[:2]}.")
-    low, high = strength_range(space, base)
-    if strengths.min() < low * (1 - 1e-6) or strengths.max() > high * (1 + 1e-6):
-        raise ValueError(f"Strengths {strengths.min():.4g}..{strengths.max():.4g} leave the "
-                         f"model's allowed range [{low:.4g}, {high:.4g}].")
-    strengths = np.clip(strengths, low, high)
+    check_strength_range(space, float(strengths.min()), float(strengths.max()), base)
+    strengths = np.clip(strengths, *strength_range(space, base))
     levels = strength_levels(strengths, max_levels)
     weights = blend_weights(strengths, levels)
     result = np.zeros(np.shape(image)[:2] + (3,), np.float32)
