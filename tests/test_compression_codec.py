@@ -166,7 +166,7 @@ def test_decoding_in_other_processes_with_other_thread_counts(trained, tmp_path)
         """, tmp_path, {"TF_ENABLE_ONEDNN_OPTS": "0"})
     for name, image in images.items():
         lam_vec = codec.lambda_vector(3e-3)
-        expected, _ = codec.quantize_latents(*codec.analyze(image, lam_vec))
+        expected, _ = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
         np.testing.assert_array_equal(np.load(tmp_path / f"{name}_y.npy"), expected, err_msg=name)
 
 

@@ -40,7 +40,8 @@ SUBCOMMANDS = ("train", "compress", "decompress")
 
 TRAIN_FLAGS = ("train_data", "patch_size", "lambda_range", "fixed_lambda", "num_filters",
                "num_latent", "conditioning_units", "clip_norm", "geometric_mean_weights",
-               "learning_rate_drop_step", "learning_rate_drop_factor")
+               "learning_rate_drop_step", "learning_rate_drop_factor", "mean_scale",
+               "mixed_quantization")
 """The train command's own settings, recorded in train_config.json."""
 
 CODING_FLAGS = {
@@ -65,6 +66,10 @@ def _define_train_flags() -> None:
     flags.DEFINE_bool("geometric_mean_weights", True,
                       "Divide each example's loss weights by their geometric mean sqrt(lambda), so "
                       "high-lambda examples do not dominate the gradient (see yoto_tf/compression/training.py).")
+    flags.DEFINE_bool("mean_scale", False,
+                      "Mean-scale hyperprior: predict a mean and a scale for every latent (Minnen et al. 2018).")
+    flags.DEFINE_bool("mixed_quantization", False,
+                      "Train the synthesis on rounded latents (straight-through) and the rate on noisy ones.")
     flags.DEFINE_integer("learning_rate_drop_step", 0,
                          "From this step on, train at --learning_rate * --learning_rate_drop_factor (0 = never).",
                          lower_bound=0)
@@ -132,7 +137,9 @@ def make_task() -> core.TrainTask:
     def build_model():
         return training_lib.build_model(space, FLAGS.num_filters, FLAGS.num_latent, FLAGS.conditioning_units,
                                         seed=FLAGS.seed,
-                                        geometric_mean_weights=FLAGS.geometric_mean_weights)
+                                        geometric_mean_weights=FLAGS.geometric_mean_weights,
+                                        mean_scale=FLAGS.mean_scale,
+                                        mixed_quantization=FLAGS.mixed_quantization)
 
     def make_dataset(batch_size, seed):
         return data.image_dataset(FLAGS.train_data, FLAGS.patch_size, batch_size, seed=seed,

@@ -20,6 +20,9 @@ copy of the conditioning network and hyper-synthesis transform and then rounded
 (``entropy_models.coding_scale_indices``): the two sides would have to differ by ~1e-13 at
 a rounding boundary to disagree, where float32 would disagree every few thousand latents.
 The coding tables themselves are integers built once from the weights in float64.
+The mean-scale model's means come from the same float64 pass: they shift the rounding of
+y (the symbols coded are round(y - mean)) and are added back before synthesis, so they
+never choose a table.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class CompressionCodec:
         self._latent_tables = tables.latent_tables()
         self._hyperprior = tables.hyperprior_tables(network.hyperprior)
         self._z_medians32 = self._hyperprior.medians.astype(np.float32)
+        self._last_entropy_parameters = (None, None)
 
     # ------------------------------------------------------------------ lambda
     @property
@@ -105,30 +109,50 @@ class CompressionCodec:
         x = pad_image(image).astype(np.float32)[None] / np.float32(255.0)
         emb = self.network.embed(lam_vec[None])
         y = self.network.analysis((x, emb))
-        z = self.network.hyper_analysis((keras.ops.abs(y), emb))
+        z = self.network.hyper_analysis((self.network.hyper_input(y), emb))
         return np.asarray(y), np.asarray(z)
 
-    def quantize_latents(self, y, z):
-        """Rounds y, and z around the hyperprior medians: int64 symbols."""
+    def quantize_latents(self, y, z, lam_vec):
+        """Rounds z around the hyperprior medians, and y around its predicted means (0 for
+        the scale hyperprior).
+
+        Returns:
+          (y symbols, z symbols): int64 [1, h, w, M] and [1, h/4, w/4, N].
+        """
         for name, value in (("y", y), ("z", z)):
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"the analysis transform produced non-finite {name}; the model is broken")
-        return (
-            np.clip(np.round(y), -ans_coder.MAX_ABS_SYMBOL, ans_coder.MAX_ABS_SYMBOL).astype(np.int64),
-            np.clip(np.round(z - self._z_medians32), -ans_coder.MAX_ABS_SYMBOL, ans_coder.MAX_ABS_SYMBOL).astype(np.int64),
-        )
+        z_symbols = _round_symbols(z - self._z_medians32)
+        means, _ = self.entropy_parameters(z_symbols, lam_vec)
+        return _round_symbols(y - means.astype(np.float32)), z_symbols
 
-    def scale_indices(self, z_symbols: np.ndarray, lam_vec: np.ndarray) -> np.ndarray:
-        """int64 z symbols [1, h, w, N] -> int32 scale-table indices [1, 4h, 4w, M] (float64)."""
+    def entropy_parameters(self, z_symbols: np.ndarray, lam_vec: np.ndarray):
+        """int64 z symbols [1, h, w, N] -> (means float64 [1, 4h, 4w, M] (zeros for the scale
+        hyperprior), int32 scale-table indices [1, 4h, 4w, M]), both computed in float64.
+
+        The last result is kept: encoding and decoding each ask twice for the same symbols.
+        """
+        key = (z_symbols.shape, z_symbols.tobytes(), np.asarray(lam_vec).tobytes())
+        if self._last_entropy_parameters[0] != key:
+            self._last_entropy_parameters = (key, self._compute_entropy_parameters(z_symbols, lam_vec))
+        return self._last_entropy_parameters[1]
+
+    def _compute_entropy_parameters(self, z_symbols, lam_vec):
         z_hat = z_symbols.astype(np.float64) + self._hyperprior.medians
         net = self._scale_network
-        raw = net.hyper_synthesis((z_hat, net.embed(lam_vec[None])))
-        return entropy_models.coding_scale_indices(np.asarray(raw))
+        out = net.hyper_synthesis((z_hat, net.embed(lam_vec[None])))
+        means, raw = (np.asarray(out[0]), out[1]) if net.mean_scale else (None, out)
+        indices = entropy_models.coding_scale_indices(np.asarray(raw))
+        return (np.zeros(indices.shape) if means is None else means), indices
 
-    def synthesize(self, y_symbols: np.ndarray, lam_vec: np.ndarray, height: int, width: int) -> np.ndarray:
-        """int64 y symbols -> the uint8 [height, width, 3] reconstruction."""
+    def synthesize(self, y_symbols, z_symbols, lam_vec, height: int, width: int) -> np.ndarray:
+        """int64 y and z symbols -> the uint8 [height, width, 3] reconstruction (y_hat =
+        y symbols + the means predicted from z)."""
         emb = self.network.embed(lam_vec[None])
-        x_hat = np.asarray(self.network.synthesis((y_symbols.astype(np.float32), emb)))[0]
+        y_hat = y_symbols.astype(np.float32)
+        if self.network.mean_scale:
+            y_hat = y_hat + self.entropy_parameters(z_symbols, lam_vec)[0].astype(np.float32)
+        x_hat = np.asarray(self.network.synthesis((y_hat, emb)))[0]
         x_hat = x_hat[:height, :width]
         return np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
 
@@ -136,7 +160,7 @@ class CompressionCodec:
         """The model's rate for these symbols: -sum log2 likelihood (float32 model)."""
         emb = self.network.embed(lam_vec[None])
         z_hat = z_symbols.astype(np.float32) + self._z_medians32
-        index = self.network.scale_index(z_hat, emb)
+        _, index = self.network.entropy_parameters(z_hat, emb)
         scale = entropy_models.scale_from_index(index)
         y_lik = entropy_models.gaussian_likelihood(y_symbols.astype(np.float32), scale)
         z_lik = self.network.hyperprior(z_hat)
@@ -145,7 +169,7 @@ class CompressionCodec:
     # ------------------------------------------------------------------ coding
     def encode(self, y_symbols, z_symbols, lam_vec, height, width) -> bytes:
         z_ids = np.broadcast_to(np.arange(z_symbols.shape[-1]), z_symbols.shape)
-        y_ids = self.scale_indices(z_symbols, lam_vec)
+        _, y_ids = self.entropy_parameters(z_symbols, lam_vec)
         stream, escapes = ans_coder.encode([
             (z_symbols, z_ids, self._hyperprior.tables),
             (y_symbols, y_ids, self._latent_tables),
@@ -176,12 +200,17 @@ class CompressionCodec:
         z_shape = (1, ph // PAD_MULTIPLE, pw // PAD_MULTIPLE, n)
         stream = ans_coder.StreamDecoder(*parsed.payloads)
         z_symbols = stream.decode(np.broadcast_to(np.arange(n), z_shape), self._hyperprior.tables)
-        y_symbols = stream.decode(self.scale_indices(z_symbols, lam_vec), self._latent_tables)
+        y_symbols = stream.decode(self.entropy_parameters(z_symbols, lam_vec)[1], self._latent_tables)
         stream.finish()
         return y_symbols, z_symbols, lam_vec, height, width
 
 
 # ---------------------------------------------------------------------- helpers
+def _round_symbols(values) -> np.ndarray:
+    """float -> int64 symbols, clipped to what the coder accepts."""
+    return np.clip(np.round(values), -ans_coder.MAX_ABS_SYMBOL, ans_coder.MAX_ABS_SYMBOL).astype(np.int64)
+
+
 def pad_image(image: np.ndarray) -> np.ndarray:
     """Edge-pads [H, W, 3] to the next multiples of 64 (the model's total stride)."""
     ph, pw = padded_size(*image.shape[:2])
@@ -212,10 +241,16 @@ def check_image(image) -> np.ndarray:
     return image
 
 
+_NOT_FINGERPRINTED = ("name", "seed", "trainable", "dtype", "mixed_quantization")
+"""Config entries that do not change what the codec computes (mixed_quantization is training-only)."""
+
+
 def model_fingerprint(network: CompressionModel) -> bytes:
     """8 bytes of SHA-256 over the config, the codec constants and every weight."""
     digest = hashlib.sha256()
-    config = {k: v for k, v in network.get_config().items() if k not in ("name", "seed", "trainable", "dtype")}
+    config = {k: v for k, v in network.get_config().items() if k not in _NOT_FINGERPRINTED}
+    if not config.get("mean_scale"):  # the scale hyperprior keeps the fingerprint it had before the option
+        config.pop("mean_scale", None)
     digest.update(json.dumps([config, _CODEC_CONSTANTS], sort_keys=True, default=str).encode())
     for weight in _model_weights(network):
         value = np.ascontiguousarray(np.asarray(weight), dtype="<f4")
@@ -286,8 +321,7 @@ def compress_image(model, image, lam: float) -> bytes:
     codec = as_codec(model)
     image = check_image(image)
     lam_vec = codec.lambda_vector(lam)
-    y, z = codec.analyze(image, lam_vec)
-    y_symbols, z_symbols = codec.quantize_latents(y, z)
+    y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
     return codec.encode(y_symbols, z_symbols, lam_vec, *image.shape[:2])
 
 
@@ -299,8 +333,8 @@ def decompress_image(model, data: bytes) -> np.ndarray:
       ModelMismatchError: the file was written by another model.
     """
     codec = as_codec(model)
-    y_symbols, _, lam_vec, height, width = codec.decode(data)
-    return codec.synthesize(y_symbols, lam_vec, height, width)
+    y_symbols, z_symbols, lam_vec, height, width = codec.decode(data)
+    return codec.synthesize(y_symbols, z_symbols, lam_vec, height, width)
 
 
 def reconstruct_image(model, image, lam: float) -> np.ndarray:
@@ -308,8 +342,8 @@ def reconstruct_image(model, image, lam: float) -> np.ndarray:
     codec = as_codec(model)
     image = check_image(image)
     lam_vec = codec.lambda_vector(lam)
-    y_symbols, _ = codec.quantize_latents(*codec.analyze(image, lam_vec))
-    return codec.synthesize(y_symbols, lam_vec, *image.shape[:2])
+    y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
+    return codec.synthesize(y_symbols, z_symbols, lam_vec, *image.shape[:2])
 
 
 def estimate_bpp(model, image, lam: float) -> float:
@@ -317,5 +351,5 @@ def estimate_bpp(model, image, lam: float) -> float:
     codec = as_codec(model)
     image = check_image(image)
     lam_vec = codec.lambda_vector(lam)
-    y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec))
+    y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
     return codec.estimated_bits(y_symbols, z_symbols, lam_vec) / (image.shape[0] * image.shape[1])

@@ -43,6 +43,11 @@ def quantize(x, training, seed=None):
     return ops.round(x)
 
 
+def straight_through_round(x):
+    """``round(x)`` in the forward pass, the identity's gradient in the backward pass."""
+    return x + ops.stop_gradient(ops.round(x) - x)
+
+
 # ------------------------------------------------------------------------ scale table
 def scale_table() -> np.ndarray:
     """The ``NUM_SCALES`` coding scales, float64 [NUM_SCALES], log-spaced, ascending."""

@@ -10,6 +10,15 @@ Transforms (every conv is followed by FiLM on the shared lambda embedding, YOTO'
 * hyper-synthesis ``h_s``: transposed 5x5 s2 ReLU, 5x5 s2 ReLU, 3x3 s1 -> the continuous
   scale index of every element of y (see ``entropy_models``).
 
+Two options (both off in the original scale hyperprior, whose files keep loading):
+
+* ``mean_scale`` (Minnen et al. 2018 without the autoregressive context): h_a sees y
+  itself (not |y|) and h_s (widths N, 3N/2, 2M) predicts a mean mu and a scale for every
+  element of y; the codec codes the integers round(y - mu) and decodes y_hat = symbols + mu.
+* ``mixed_quantization`` (training only): the rate term sees y + uniform noise, the
+  synthesis sees round(y - mu) + mu with a straight-through gradient, so the decoder is
+  trained on the values it will decode (Minnen & Singh 2020).
+
 lambda: the loss is ``lambda_distortion * 255^2 * MSE + lambda_rate * bpp`` (CompressAI's
 scale; ``rate`` is fixed at 1), so a larger ``distortion`` weight means higher quality and
 more bits. The network sees lambda through one :class:`~yoto_tf.layers.ConditioningNetwork`
@@ -25,7 +34,7 @@ from keras import ops
 
 from yoto_tf.coefficients import Coefficient, LossSpace, as_loss_space
 from yoto_tf.compression import entropy_models
-from yoto_tf.layers import GDN, LAMBDA_INPUT, ConditioningNetwork, FiLM
+from yoto_tf.layers import GDN, ConditioningNetwork, FiLM
 
 DEFAULT_LAMBDA_RANGE = (0.0018, 0.18)
 """CompressAI's qualities 1..8 (lambda on 255^2 * MSE)."""
@@ -168,6 +177,41 @@ class HyperSynthesisTransform(_ConditionedStack):
 
 
 @keras.saving.register_keras_serializable(package="yoto_tf")
+class MeanScaleHyperSynthesisTransform(_ConditionedStack):
+    """h_s of the mean-scale hyperprior: (z_hat [B, h, w, N], embedding) -> (mean
+    [B, 4h, 4w, M], continuous scale index [B, 4h, 4w, M], unbounded).
+
+    Widths N, 3N/2, 2M as in Minnen et al. 2018; the scale half starts at
+    ``HyperSynthesisTransform.INITIAL_INDEX`` (scale ~1), the mean half at 0.
+    """
+
+    def __init__(self, num_filters=128, num_latent=192, **kwargs):
+        super().__init__(**kwargs)
+        self.num_filters, self.num_latent = int(num_filters), int(num_latent)
+        n, m = self.num_filters, self.num_latent
+        self.convs = [
+            _conv(n, 5, 2, "deconv_0", self.dtype_policy, transpose=True),
+            _conv(n * 3 // 2, 5, 2, "deconv_1", self.dtype_policy, transpose=True),
+            _conv(2 * m, 3, 1, "deconv_2", self.dtype_policy, transpose=True),
+        ]
+        self.activations = [keras.layers.ReLU(dtype=self.dtype_policy) for _ in range(2)] + [None]
+        self._make_films()
+
+    def call(self, inputs):
+        out = super().call(inputs)
+        m = self.num_latent
+        return out[..., :m], out[..., m:] + HyperSynthesisTransform.INITIAL_INDEX
+
+    def compute_output_shape(self, input_shape):
+        shape = super().compute_output_shape(input_shape)
+        half = tuple(shape[:-1]) + (self.num_latent,)
+        return half, half
+
+    def get_config(self):
+        return {**super().get_config(), "num_filters": self.num_filters, "num_latent": self.num_latent}
+
+
+@keras.saving.register_keras_serializable(package="yoto_tf")
 class CompressionModel(keras.Model):
     """Lambda-conditioned scale hyperprior: the network a LossConditionalModel trains.
 
@@ -177,6 +221,10 @@ class CompressionModel(keras.Model):
       num_latent: M, channels of y.
       conditioning_units, conditioning_layers: the ConditioningNetwork MLP.
       seed: seed of the training noise.
+      mean_scale: predict a mean as well as a scale for every latent (see the module
+        docstring); False is the scale hyperprior.
+      mixed_quantization: in training, the synthesis sees rounded latents (straight-through
+        gradient) while the rate term sees noisy ones; False: noisy latents for both.
 
     Call arguments:
       inputs: a pair ``(x, lam)``: x float32 [B, H, W, 3] in [0, 1] with H, W multiples of
@@ -197,6 +245,8 @@ class CompressionModel(keras.Model):
         conditioning_units=256,
         conditioning_layers=2,
         seed=None,
+        mean_scale=False,
+        mixed_quantization=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -204,6 +254,7 @@ class CompressionModel(keras.Model):
         self.num_filters, self.num_latent = int(num_filters), int(num_latent)
         self.conditioning_units, self.conditioning_layers = int(conditioning_units), int(conditioning_layers)
         self.seed = seed
+        self.mean_scale, self.mixed_quantization = bool(mean_scale), bool(mixed_quantization)
         dtype = self.dtype_policy
         self.conditioning = ConditioningNetwork(
             self.loss_space, self.conditioning_units, self.conditioning_layers,
@@ -212,9 +263,8 @@ class CompressionModel(keras.Model):
         self.analysis = AnalysisTransform(num_filters, num_latent, name="analysis", dtype=dtype)
         self.synthesis = SynthesisTransform(num_filters, name="synthesis", dtype=dtype)
         self.hyper_analysis = HyperAnalysisTransform(num_filters, name="hyper_analysis", dtype=dtype)
-        self.hyper_synthesis = HyperSynthesisTransform(
-            num_filters, num_latent, name="hyper_synthesis", dtype=dtype
-        )
+        hyper_synthesis = MeanScaleHyperSynthesisTransform if self.mean_scale else HyperSynthesisTransform
+        self.hyper_synthesis = hyper_synthesis(num_filters, num_latent, name="hyper_synthesis", dtype=dtype)
         self.hyperprior = entropy_models.DeepFactorizedDensity(
             num_filters, name="hyperprior", dtype=dtype
         )
@@ -230,58 +280,37 @@ class CompressionModel(keras.Model):
         """lam [B, k] -> the shared conditioning embedding [B, conditioning_units]."""
         return self.conditioning(lam)
 
-    def scale_index(self, z_hat, emb):
-        """z_hat [B, h, w, N] -> bounded continuous scale index [B, 4h, 4w, M]."""
-        return entropy_models.bound_scale_index(self.hyper_synthesis((z_hat, emb)))
+    def hyper_input(self, y):
+        """What h_a sees: y for the mean-scale model, |y| for the scale hyperprior."""
+        return y if self.mean_scale else ops.abs(y)
+
+    def entropy_parameters(self, z_hat, emb):
+        """z_hat [B, h, w, N] -> (mean [B, 4h, 4w, M] or None for the scale hyperprior,
+        bounded continuous scale index [B, 4h, 4w, M])."""
+        if self.mean_scale:
+            mean, raw_index = self.hyper_synthesis((z_hat, emb))
+        else:
+            mean, raw_index = None, self.hyper_synthesis((z_hat, emb))
+        return mean, entropy_models.bound_scale_index(raw_index)
 
     def call(self, inputs, training=False):
         x, lam = inputs
         emb = self.embed(lam)
         y = self.analysis((x, emb))
-        z = self.hyper_analysis((ops.abs(y), emb))
+        z = self.hyper_analysis((self.hyper_input(y), emb))
         z_hat = entropy_models.quantize(z, training, self.noise_seed)
-        y_hat = entropy_models.quantize(y, training, self.noise_seed)
-        scale = entropy_models.scale_from_index(self.scale_index(z_hat, emb))
-        y_likelihood = entropy_models.gaussian_likelihood(y_hat, scale)
+        mean, index = self.entropy_parameters(z_hat, emb)
+        centered = y if mean is None else y - mean
+        centered_hat = entropy_models.quantize(centered, training, self.noise_seed)
+        y_likelihood = entropy_models.gaussian_likelihood(centered_hat, entropy_models.scale_from_index(index))
+        if training and self.mixed_quantization:
+            centered_hat = entropy_models.straight_through_round(centered)
+        y_hat = centered_hat if mean is None else centered_hat + mean
         z_likelihood = self.hyperprior(z_hat)
         return {
             "x_hat": self.synthesis((y_hat, emb)),
             "y_bits": bits_per_example(y_likelihood),
             "z_bits": bits_per_example(z_likelihood),
-        }
-
-    def transform_models(self) -> dict[str, keras.Model]:
-        """The four transforms as plain functional Keras models (for export, e.g. TFLite).
-
-        They share this model's layers (and its one ConditioningNetwork). Inputs are named
-        (the names the mobile exporter expects); ``loss_weights`` is the raw lambda [B, k]:
-
-        * ``analysis``: {image [B, H, W, 3] in [0, 1], loss_weights} -> y [B, H/16, W/16, M]
-        * ``hyper_analysis``: {latents y, loss_weights} -> z [B, H/64, W/64, N]
-        * ``hyper_synthesis``: {hyper_latents z_hat, loss_weights} -> scale index in [0, 63]
-        * ``synthesis``: {latents y_hat, loss_weights} -> x_hat [B, H, W, 3] (unclipped)
-        """
-        lam = keras.Input((self.loss_space.size,), name=LAMBDA_INPUT)
-        image = keras.Input((None, None, 3), name="image")
-        latents = keras.Input((None, None, self.num_latent), name="latents")
-        hyper_latents = keras.Input((None, None, self.num_filters), name="hyper_latents")
-        emb = self.conditioning(lam)
-        raw_index = self.hyper_synthesis((hyper_latents, emb))
-        return {
-            "analysis": keras.Model(
-                {"image": image, LAMBDA_INPUT: lam}, self.analysis((image, emb)), name="analysis"
-            ),
-            "hyper_analysis": keras.Model(
-                {"latents": latents, LAMBDA_INPUT: lam},
-                self.hyper_analysis((ops.abs(latents), emb)), name="hyper_analysis",
-            ),
-            "hyper_synthesis": keras.Model(
-                {"hyper_latents": hyper_latents, LAMBDA_INPUT: lam},
-                ops.clip(raw_index, 0.0, entropy_models.NUM_SCALES - 1.0), name="hyper_synthesis",
-            ),
-            "synthesis": keras.Model(
-                {"latents": latents, LAMBDA_INPUT: lam}, self.synthesis((latents, emb)), name="synthesis"
-            ),
         }
 
     def get_config(self):
@@ -293,6 +322,8 @@ class CompressionModel(keras.Model):
             "conditioning_units": self.conditioning_units,
             "conditioning_layers": self.conditioning_layers,
             "seed": self.seed,
+            "mean_scale": self.mean_scale,
+            "mixed_quantization": self.mixed_quantization,
         }
 
 

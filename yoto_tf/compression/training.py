@@ -55,13 +55,17 @@ def build_model(
     conditioning_units: int = 256,
     seed: int | None = None,
     geometric_mean_weights: bool = True,
+    mean_scale: bool = False,
+    mixed_quantization: bool = False,
 ) -> CompressionTrainingModel:
     """The uncompiled training model of a new :class:`CompressionModel` (the network is its
     ``.network``): what ``trainers.compression`` trains and ``benchmarks.yoto_vs_fixed``
     compares, with the same weighting (geometric-mean normalization on by default).
 
-    Pass ``compression_loss_space(fixed_lambda=lam)`` for a model trained at one lambda.
+    Pass ``compression_loss_space(fixed_lambda=lam)`` for a model trained at one lambda;
+    ``mean_scale`` and ``mixed_quantization`` are the CompressionModel options.
     """
-    network = CompressionModel(loss_space, num_filters, num_latent, conditioning_units, seed=seed)
+    network = CompressionModel(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
+                               mean_scale=mean_scale, mixed_quantization=mixed_quantization)
     return CompressionTrainingModel(network, loss_space=loss_space, seed=seed,
                                     geometric_mean_weights=geometric_mean_weights)
