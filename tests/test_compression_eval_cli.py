@@ -216,8 +216,43 @@ def test_model_list_errors(tmp_path, tiny_models):
     images = _write_images(tmp_path / "images")
     with pytest.raises(ValueError, match=r"range \[0.002, 0.2\], not at one fixed lambda"):
         evaluate_compression.run_evaluation(images, str(tmp_path / "out"), fixed_model_paths=[tiny_models["vbr"]])
-    with pytest.raises(ValueError, match="model file not found: .*missing.keras"):
+    with pytest.raises(ValueError, match="missing.keras' does not exist"):
         evaluate_compression.run_evaluation(images, str(tmp_path / "out"), model_paths=[str(tmp_path / "missing.keras")])
+    with pytest.raises(ValueError, match="Unknown model 'no_such_model'.*shipped models are painters4"):
+        evaluate_compression.run_evaluation(images, str(tmp_path / "out"), model_paths=["no_such_model"])
+    with pytest.raises(ValueError, match="--target_bpps needs --models"):
+        evaluate_compression.run_evaluation(images, str(tmp_path / "out"), jpeg_qualities=[50], target_bpps=[0.5])
+
+
+def test_matched_rate_comparison_against_webp_at_the_same_size(tmp_path, tiny_models):
+    images = _write_images(tmp_path / "images")
+    out_dir = tmp_path / "out"
+    results = evaluate_compression.run_evaluation(
+        images, str(out_dir), model_paths=[tiny_models["vbr"]], lambdas=[0.02], estimate=False,
+        with_ms_ssim=False, target_bpps=[1.0, 2.0], log=lambda _: None)
+    with open(out_dir / "matched_rate.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["codec"], float(r["target_bpp"]), r["image"]) for r in rows] == [
+        ("vbr", t, name) for t in (1.0, 2.0) for name in ("astronaut", "coffee")]
+    for row in rows:
+        if row["webp_psnr"]:
+            assert float(row["psnr_gain_db"]) == pytest.approx(float(row["psnr"]) - float(row["webp_psnr"]))
+    summary = results["matched_rate"]["vbr"]
+    assert [s["target_bpp"] for s in summary] == [1.0, 2.0]
+    assert all(s["num_images"] == 2 for s in summary)
+
+
+def test_webp_psnr_at_interpolates_the_image_own_webp_curve():
+    from yoto_tf.compression.baselines import encode_decode
+    from yoto_tf.compression.metrics import psnr
+
+    image = skimage.data.astronaut()[:128, :160]
+    encoded = encode_decode(image, "webp", 50)
+    at_50 = evaluation.webp_psnr_at(image, encoded.bpp)
+    assert at_50 == pytest.approx(psnr(image, encoded.reconstruction), abs=0.3)
+    higher = evaluation.webp_psnr_at(image, 2 * encoded.bpp)
+    assert higher > at_50 + 1.0
+    assert evaluation.webp_psnr_at(image, 1e-4) is None and evaluation.webp_psnr_at(image, 50.0) is None
 
 
 def test_default_lambdas_span_the_trained_range(tiny_models):

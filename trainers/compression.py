@@ -26,7 +26,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from trainers import cli
-from yoto_tf import data
+from yoto_tf import data, pretrained
 from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
 from yoto_tf.compression import codec as codec_lib
 from yoto_tf.compression import metrics
@@ -80,7 +80,8 @@ def _define_train_flags() -> None:
 
 
 def _define_coding_flags(command: str) -> None:
-    flags.DEFINE_string("model", None, f"{command}: the trained model.keras.")
+    flags.DEFINE_string("model", None, f"{command}: a trained model.keras or a shipped model's name "
+                        "(default: the shipped compression model).")
     if command == "compress":
         flags.DEFINE_string("input", None, "Image file to compress.")
         flags.DEFINE_string("out", None, "Compressed file to write.")
@@ -230,14 +231,19 @@ def _require(command, *names):
 
 
 def _load_codec():
+    """The codec of --model: a file, a shipped model's name, or (unset) the shipped default."""
     try:
-        return codec_lib.load_compression_model(FLAGS.model)
+        if FLAGS.model is None:
+            path = pretrained.verify(pretrained.default_model("compression"))
+        else:
+            path = pretrained.resolve_model_path(FLAGS.model)
+        return codec_lib.load_compression_model(path)
     except (OSError, ValueError) as err:
         raise CommandError(str(err)) from None
 
 
 def compress() -> None:
-    _require("compress", "model", "input", "out")
+    _require("compress", "input", "out")
     chosen = [n for n in ("lambda", "target_bpp", "target_bytes") if getattr(FLAGS, n) is not None]
     if len(chosen) != 1:
         raise CommandError("compress needs exactly one of --lambda, --target_bpp, --target_bytes")
@@ -274,7 +280,7 @@ def compress() -> None:
 
 
 def decompress() -> None:
-    _require("decompress", "model", "input", "out")
+    _require("decompress", "input", "out")
     try:
         with open(FLAGS.input, "rb") as f:
             payload = f.read()

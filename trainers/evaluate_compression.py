@@ -10,7 +10,10 @@ each quality. Written to ``--out_dir``:
 * ``bd_rate.csv``: Bjontegaard deltas of each model (and of the fixed-lambda models as
   one curve) against JPEG, WebP and the fixed-lambda models;
 * ``results.json``: all of the above plus the configuration;
-* ``rd_curves.png``: PSNR and MS-SSIM (dB) against bpp.
+* ``rd_curves.png``: PSNR and MS-SSIM (dB) against bpp;
+* with ``--target_bpps``: ``matched_rate.csv`` (per image and target: the model's real bpp
+  and PSNR under rate control, WebP's PSNR at the same bpp) and its summary in
+  ``results.json`` under ``matched_rate``.
 
 The measuring, averaging, Bjontegaard tables, summary and plot are in
 :mod:`yoto_tf.compression.evaluation`; this module parses the flags, loads the models and
@@ -43,6 +46,7 @@ from yoto_tf.compression.evaluation import (
     FIXED_CURVE,
     MEAN_FIELDS,
     RESULT_FIELDS,
+    MATCHED_FIELDS,
     LearnedCodec,
     Measurer,
     bjontegaard_table,
@@ -50,18 +54,22 @@ from yoto_tf.compression.evaluation import (
     evaluate_baseline,
     evaluate_learned,
     fixed_point_comparison,
+    matched_rate_comparison,
+    matched_rate_summary,
+    matched_rate_text,
     mean_rows,
     plot_rd_curves,
     summary_text,
 )
+from yoto_tf import pretrained
 from yoto_tf.data import eval_images
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_list(
     "models", [],
-    "Variable-rate (lambda-conditioned) model.keras files (or run directories holding one), "
-    "evaluated at every --lambdas.",
+    "Variable-rate (lambda-conditioned) model.keras files, run directories holding one, or "
+    "shipped model names, evaluated at every --lambdas.",
 )
 flags.DEFINE_list(
     "fixed_models", [],
@@ -80,6 +88,11 @@ flags.DEFINE_string("out_dir", None, "Directory for the CSV / JSON results and t
 flags.DEFINE_integer("max_images", None, "Evaluate only the first N images (by name).", lower_bound=1)
 flags.DEFINE_bool("estimate_bpp", True, "Also report the model's estimated bpp (one more forward pass per image).")
 flags.DEFINE_bool("ms_ssim", True, "Compute MS-SSIM (images must be at least 161x161).")
+flags.DEFINE_list(
+    "target_bpps", [],
+    "Also compress every image with each --models model to these bpp (rate control, real files) "
+    "and compare its PSNR with WebP's at the same file size (matched_rate.csv).",
+)
 
 DEFAULT_NUM_LAMBDAS = 6
 
@@ -90,9 +103,17 @@ DEFAULT_NUM_LAMBDAS = 6
 
 
 def model_file(path: str) -> str:
-    """A model path as given, or ``DIR/model.keras`` for a run directory."""
+    """A model path as given, ``DIR/model.keras`` for a run directory, or the verified file
+    of a shipped model named so (e.g. ``mean_scale_64``)."""
     candidate = os.path.join(path, "model.keras")
-    return candidate if os.path.isdir(path) and os.path.isfile(candidate) else path
+    if os.path.isdir(path) and os.path.isfile(candidate):
+        return candidate
+    if os.path.exists(path):
+        return path
+    try:
+        return pretrained.resolve_model_path(path)
+    except pretrained.ShippedModelError as error:
+        raise ValueError(str(error)) from None
 
 
 def model_label(path: str) -> str:
@@ -231,6 +252,7 @@ def run_evaluation(
     max_images: int | None = None,
     estimate: bool = True,
     with_ms_ssim: bool = True,
+    target_bpps: Sequence[float] = (),
     log: Callable[[str], None] = print,
 ) -> dict:
     """Evaluates everything, writes the outputs into ``out_dir`` and returns ``results.json``'s
@@ -242,6 +264,10 @@ def run_evaluation(
     """
     if not (model_paths or fixed_model_paths or jpeg_qualities or webp_qualities):
         raise ValueError("nothing to evaluate: give --models, --fixed_models or baseline qualities")
+    if target_bpps and not model_paths:
+        raise ValueError("--target_bpps needs --models (variable-rate models under rate control)")
+    if any(not (math.isfinite(t) and t > 0) for t in target_bpps):
+        raise ValueError(f"--target_bpps must be positive numbers, got {list(target_bpps)}")
     for codec, qualities in (("jpeg", jpeg_qualities), ("webp", webp_qualities)):
         for quality in qualities:
             check_quality(codec, quality)
@@ -263,6 +289,14 @@ def run_evaluation(
         log(f"{codec.label} ({codec.kind}, {codec.path}):")
         rows += evaluate_learned(codec, images, measurer, estimate, log)
 
+    matched_rows, matched = [], {}
+    for codec in codecs:
+        if codec.kind == "variable" and target_bpps:
+            log(f"{codec.label} against WebP at the same file sizes:")
+            codec_rows = matched_rate_comparison(codec, images, target_bpps, log)
+            matched_rows += [{"codec": codec.label, **row} for row in codec_rows]
+            matched[codec.label] = matched_rate_summary(codec_rows)
+
     means = mean_rows(rows)
     all_curves = curves(means)
     bd_rows = bjontegaard_table(all_curves)
@@ -277,15 +311,20 @@ def run_evaluation(
             "bpp": "real file size * 8 / pixels; means are over images",
         },
         "mean": means, "bd_rate": bd_rows, "fixed_lambda_comparison": fixed_rows, "per_image": rows,
+        "matched_rate": matched,
     }
     with open(os.path.join(out_dir, "results.json"), "w") as handle:
         json.dump(_json_safe(results), handle, indent=1, allow_nan=False)
     write_csv(os.path.join(out_dir, "per_image.csv"), rows, RESULT_FIELDS)
     write_csv(os.path.join(out_dir, "mean.csv"), means, MEAN_FIELDS)
     write_csv(os.path.join(out_dir, "bd_rate.csv"), bd_rows, BD_FIELDS)
+    if matched_rows:
+        write_csv(os.path.join(out_dir, "matched_rate.csv"), matched_rows, ("codec",) + MATCHED_FIELDS)
     plot_rd_curves(os.path.join(out_dir, "rd_curves.png"), all_curves,
                    f"{os.path.basename(os.path.normpath(images_spec))} ({len(images)} images)")
     log(summary_text(means, bd_rows, fixed_rows))
+    for label, summary in matched.items():
+        log(matched_rate_text(label, summary))
     log(f"wrote results.json, per_image.csv, mean.csv, bd_rate.csv, rd_curves.png to {out_dir}")
     return results
 
@@ -303,6 +342,7 @@ def main(argv):
             jpeg_qualities=parse_numbers(FLAGS.jpeg_qualities, "jpeg_qualities", int),
             webp_qualities=parse_numbers(FLAGS.webp_qualities, "webp_qualities", int),
             max_images=FLAGS.max_images, estimate=FLAGS.estimate_bpp, with_ms_ssim=FLAGS.ms_ssim,
+            target_bpps=parse_numbers(FLAGS.target_bpps, "target_bpps", float),
         )
     except ValueError as error:
         raise SystemExit(f"evaluate_compression: error: {error}") from None

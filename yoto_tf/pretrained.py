@@ -6,7 +6,7 @@ gives a clear error instead of a deep Keras traceback), the task, a one-line des
 model card, and for style models the styles in ``style_index`` order with each painting's
 title, artist, date, source and licence.
 
-* :func:`list_models` / :func:`get_model`: the manifest entries.
+* :func:`list_models` / :func:`get_model` / :func:`default_model`: the manifest entries.
 * :func:`resolve_model_path`: a shipped name or a path to a ``.keras`` file -> a verified path.
 * :func:`load_network`: the same, loaded (float32 compute).
 * :func:`resolve_style`: ``"2"`` or ``"great_wave"`` -> a style index, with an error listing
@@ -94,6 +94,19 @@ def get_model(name: str) -> ShippedModel:
     )
 
 
+def default_model(task: str) -> ShippedModel:
+    """The first shipped model of ``task`` (what a command uses when no model is given).
+
+    Raises:
+      ShippedModelError: no model of that task is shipped.
+    """
+    models = list_models(task)
+    if not models:
+        raise ShippedModelError(f"No {task} model is shipped with this version of yoto_tf; "
+                                "pass a trained model.keras.")
+    return models[0]
+
+
 def verify(model: ShippedModel) -> str:
     """The model's path after checking its sha256; raises ShippedModelError if it differs."""
     if not os.path.isfile(model.path):
@@ -159,7 +172,11 @@ def resolve_style(style: str | int, names: list[str], num_styles: int) -> int:
     return matches[0]
 
 
-def ship(model_path: str, name: str, max_bytes: int = 10_000_000) -> str:
+MAX_SHIPPED_BYTES = {"compression": 12_000_000}
+"""Largest shipped file per task (10 MB for the others)."""
+
+
+def ship(model_path: str, name: str, max_bytes: int | None = None) -> str:
     """Writes ``model_path`` as the shipped file of the manifest entry ``name`` (float16
     weights) and records its sha256 in the manifest; returns a one-line summary.
 
@@ -167,6 +184,7 @@ def ship(model_path: str, name: str, max_bytes: int = 10_000_000) -> str:
       ShippedModelError: unknown entry; ValueError: the file would exceed ``max_bytes``.
     """
     entry = get_model(name)
+    max_bytes = max_bytes or MAX_SHIPPED_BYTES.get(entry.task, 10_000_000)
     write_float16_copy(model_path, entry.path)
     size = os.path.getsize(entry.path)
     if size > max_bytes:

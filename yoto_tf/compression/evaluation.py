@@ -32,6 +32,7 @@ from matplotlib import pyplot as plt  # noqa: E402  (after choosing the Agg back
 
 from yoto_tf.compression.baselines import encode_decode
 from yoto_tf.compression.codec import compress_image, decompress_image, estimate_bpp
+from yoto_tf.compression.rate_control import compress_to_target, target_bytes_for_bpp
 from yoto_tf.compression.metrics import (
     MS_SSIM_MIN_SIZE,
     bd_psnr,
@@ -367,3 +368,70 @@ def summary_text(means: Sequence[dict], bd_rows: Sequence[dict], fixed_rows: Seq
                else f"variable model's rate {change:+.2f}% at equal PSNR")
         )
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# The same file size: the model under rate control against WebP
+# --------------------------------------------------------------------------------------------
+
+MATCHED_FIELDS = ("image", "target_bpp", "lambda", "bpp", "psnr", "webp_psnr", "psnr_gain_db", "target_met")
+WEBP_CURVE_QUALITIES = tuple(range(0, 101, 2))
+
+
+def webp_psnr_at(image: np.ndarray, bpp: float, qualities: Sequence[int] = WEBP_CURVE_QUALITIES) -> float | None:
+    """WebP's PSNR on ``image`` at ``bpp`` bits per pixel, interpolated linearly on that
+    image's own WebP rate-PSNR curve (Pillow, the given qualities); None if ``bpp`` lies
+    outside the rates WebP reaches on this image."""
+    points = sorted((encode.bpp, psnr(image, encode.reconstruction))
+                    for encode in (encode_decode(image, "webp", q) for q in qualities))
+    rates, quality = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    if not rates[0] <= bpp <= rates[-1]:
+        return None
+    return float(np.interp(bpp, rates, np.maximum.accumulate(quality)))
+
+
+def matched_rate_comparison(codec: LearnedCodec, images, target_bpps: Sequence[float],
+                            log: Callable[[str], None] = print) -> list[dict]:
+    """One row per (image, target bpp): the model compressed with rate control to the target
+    (``rate_control.compress_to_target``, real file), decoded, and WebP's PSNR at the very
+    bpp the model's file reached (:func:`webp_psnr_at`). ``psnr_gain_db`` > 0: the model wins."""
+    rows = []
+    for target in target_bpps:
+        for name, image in images:
+            height, width = image.shape[:2]
+            result = compress_to_target(codec.model, image, target_bytes_for_bpp(target, height, width))
+            bpp = len(result.data) * 8.0 / (height * width)
+            quality = psnr(image, decompress_image(codec.model, result.data))
+            webp = webp_psnr_at(image, bpp)
+            rows.append({
+                "image": name, "target_bpp": float(target), "lambda": result.lam, "bpp": bpp,
+                "psnr": quality, "webp_psnr": webp,
+                "psnr_gain_db": None if webp is None else quality - webp, "target_met": result.met,
+            })
+        log("  " + matched_rate_text(codec.label, matched_rate_summary(rows[-len(images):])))
+    return rows
+
+
+def matched_rate_summary(rows: Sequence[dict]) -> list[dict]:
+    """Per target bpp: mean bpp, mean PSNR of the model and of WebP, mean gain, images won."""
+    summary = []
+    for target in sorted({r["target_bpp"] for r in rows}):
+        group = [r for r in rows if r["target_bpp"] == target]
+        compared = [r for r in group if r["psnr_gain_db"] is not None]
+        summary.append({
+            "target_bpp": target, "num_images": len(group), "bpp": _mean(r["bpp"] for r in group),
+            "psnr": _mean(r["psnr"] for r in compared), "webp_psnr": _mean(r["webp_psnr"] for r in compared),
+            "psnr_gain_db": _mean(r["psnr_gain_db"] for r in compared),
+            "images_won": sum(r["psnr_gain_db"] > 0 for r in compared), "images_compared": len(compared),
+        })
+    return summary
+
+
+def matched_rate_text(label: str, summary: Sequence[dict]) -> str:
+    """One line per target of :func:`matched_rate_summary`."""
+    return "\n".join(
+        f"{label} at {row['target_bpp']:g} bpp (real {_fmt(row['bpp'], '.3f')}): {_fmt(row['psnr'], '.2f')} dB "
+        f"vs WebP {_fmt(row['webp_psnr'], '.2f')} dB at the same sizes ({_fmt(row['psnr_gain_db'], '+.2f')} dB); "
+        f"better on {row['images_won']}/{row['images_compared']} images"
+        for row in summary
+    )
