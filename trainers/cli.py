@@ -1,6 +1,17 @@
-"""Helpers shared by the command-line tools: parsing flag values the same way everywhere."""
+"""Helpers shared by the command-line tools: parsing flag values and reporting user errors
+the same way everywhere."""
 
 from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+
+def fail(command: str, error) -> NoReturn:
+    """Reports a user error (bad flag value, missing or unreadable file) the one way every
+    tool does: ``COMMAND: error: MESSAGE`` on stderr, no traceback, exit status 1."""
+    print(f"{command}: error: {error}", file=sys.stderr)
+    sys.exit(1)
 
 
 def parse_range(flag: str, text: str, positive: bool = True) -> tuple[float, float]:
@@ -29,8 +40,6 @@ def run_app(main, module_name: str, **kwargs) -> None:
     script named by ``sys.argv[0]``; under an entry point that script is the ``yoto-...``
     wrapper, so this lends it the docstring and the key flags of ``module_name``.
     """
-    import sys  # pylint: disable=import-outside-toplevel
-
     from absl import app, flags  # pylint: disable=import-outside-toplevel
 
     main_module = sys.modules["__main__"]

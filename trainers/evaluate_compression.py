@@ -104,12 +104,7 @@ DEFAULT_NUM_LAMBDAS = 6
 
 def model_file(path: str) -> str:
     """A model path as given, ``DIR/model.keras`` for a run directory, or the verified file
-    of a shipped model named so (e.g. ``mean_scale_64``)."""
-    candidate = os.path.join(path, "model.keras")
-    if os.path.isdir(path) and os.path.isfile(candidate):
-        return candidate
-    if os.path.exists(path):
-        return path
+    of a shipped model named so; ValueError otherwise."""
     try:
         return pretrained.resolve_model_path(path)
     except pretrained.ShippedModelError as error:

@@ -122,9 +122,12 @@ def verify(model: ShippedModel) -> str:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """A path to an existing file, or the verified file of a shipped model named so."""
+    """A path to an existing file, ``DIR/model.keras`` for a training run's directory, or
+    the verified file of a shipped model named so."""
     if os.path.isfile(name_or_path):
         return name_or_path
+    if os.path.isfile(os.path.join(name_or_path, "model.keras")):
+        return os.path.join(name_or_path, "model.keras")
     if os.sep in name_or_path or name_or_path.endswith(".keras"):
         raise ShippedModelError(
             f"Model file {name_or_path!r} does not exist (shipped models: "

@@ -1,0 +1,97 @@
+"""Where a compression model loses quality: quantization, or the transforms themselves.
+
+:func:`transform_probe` runs a model on images at several lambdas and reports, per lambda:
+
+* ``psnr_rounded``: the decoded image's PSNR (the codec's rounding, what a file gives);
+* ``psnr_unquantized``: the synthesis applied to the UNquantized latents y. If this also
+  stops rising with lambda, the transforms cannot use more bits (too few steps, too small,
+  conditioning that saturates), and no entropy model or quantization trick will help;
+* ``mean_abs_y``: the latents' mean magnitude (the scale of y relative to the unit
+  quantization step; it grows with lambda as the model spends more bits);
+* ``estimated_bpp``: the model's own rate estimate.
+
+:func:`film_spread` measures how much the lambda conditioning changes the transforms: the
+mean absolute FiLM scale and shift at each lambda, and their change between the ends of
+the range (if it is near 0, the transforms barely depend on lambda).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from yoto_tf.compression import codec as codec_lib
+from yoto_tf.compression.metrics import psnr
+
+PROBE_FIELDS = ("lambda", "psnr_rounded", "psnr_unquantized", "mean_abs_y", "estimated_bpp")
+
+
+def center_crops(images, size: int) -> list[tuple[str, np.ndarray]]:
+    """``(name, uint8 [H, W, 3])`` pairs -> their central ``size`` x ``size`` crops (images
+    smaller than ``size`` on a side are kept whole on that side)."""
+    crops = []
+    for name, image in images:
+        height, width = image.shape[:2]
+        top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+        crops.append((name, image[top : top + size, left : left + size]))
+    return crops
+
+
+def transform_probe(model, images, lambdas: Sequence[float]) -> list[dict]:
+    """One row per lambda (fields ``PROBE_FIELDS``), averaged over ``images`` (pairs of name
+    and uint8 [H, W, 3]). ``model``: a CompressionCodec or CompressionModel."""
+    codec = codec_lib.as_codec(model)
+    rows = []
+    for lam in lambdas:
+        lam_vec = codec.lambda_vector(lam)
+        emb = codec.network.embed(lam_vec[None])
+        rounded, unquantized, magnitude, bpp = [], [], [], []
+        for _, image in images:
+            height, width = image.shape[:2]
+            y, z = codec.analyze(image, lam_vec)
+            y_symbols, z_symbols = codec.quantize_latents(y, z, lam_vec)
+            rounded.append(psnr(image, codec.synthesize(y_symbols, z_symbols, lam_vec, height, width)))
+            x_hat = np.asarray(codec.network.synthesis((y, emb)))[0, :height, :width]
+            unquantized.append(psnr(image, np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)))
+            magnitude.append(float(np.mean(np.abs(y))))
+            bpp.append(codec.estimated_bits(y_symbols, z_symbols, lam_vec) / (height * width))
+        rows.append({
+            "lambda": float(lam), "psnr_rounded": float(np.mean(rounded)),
+            "psnr_unquantized": float(np.mean(unquantized)), "mean_abs_y": float(np.mean(magnitude)),
+            "estimated_bpp": float(np.mean(bpp)),
+        })
+    return rows
+
+
+def film_spread(model, lambdas: Sequence[float]) -> dict:
+    """Mean |s| and |t| of every FiLM layer (``x * (1 + s) + t``) of the four transforms at
+    each lambda.
+
+    Returns:
+      ``{"lambdas": [...], "mean_abs_scale": [...], "mean_abs_shift": [...],
+      "scale_change": float, "shift_change": float}``: the means over all FiLM layers and
+      channels at each lambda, and the mean absolute change of the per-channel values
+      between the first and the last lambda.
+    """
+    codec = codec_lib.as_codec(model)
+    network = codec.network
+    transforms = (network.analysis, network.synthesis, network.hyper_analysis, network.hyper_synthesis)
+    per_lambda = []
+    for lam in lambdas:
+        emb = network.embed(codec.lambda_vector(lam)[None])
+        scales, shifts = [], []
+        for transform in transforms:
+            for film in transform.films:
+                c = np.asarray(emb)
+                scales.append((c @ np.asarray(film.scale_kernel) + np.asarray(film.scale_bias)).ravel())
+                shifts.append((c @ np.asarray(film.shift_kernel) + np.asarray(film.shift_bias)).ravel())
+        per_lambda.append((np.concatenate(scales), np.concatenate(shifts)))
+    first, last = per_lambda[0], per_lambda[-1]
+    return {
+        "lambdas": [float(v) for v in lambdas],
+        "mean_abs_scale": [float(np.mean(np.abs(s))) for s, _ in per_lambda],
+        "mean_abs_shift": [float(np.mean(np.abs(b))) for _, b in per_lambda],
+        "scale_change": float(np.mean(np.abs(last[0] - first[0]))),
+        "shift_change": float(np.mean(np.abs(last[1] - first[1]))),
+    }
