@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -21,6 +20,7 @@ from absl import app, flags
 from ai_edge_litert.interpreter import Interpreter
 
 from mobile import metadata
+from trainers import cli
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,8 +135,7 @@ def main(argv):
             for p in FLAGS.tflite
         ]
     except ValueError as error:
-        print(f"mobile.benchmark: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        cli.fail("mobile.benchmark", error)
     for result in results:
         print(result.line())
     if FLAGS.json:

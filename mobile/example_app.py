@@ -18,7 +18,6 @@ Only NumPy, Pillow and ai_edge_litert are needed (no TensorFlow), like on a phon
 
 from __future__ import annotations
 
-import sys
 from typing import Mapping
 
 import numpy as np
@@ -27,6 +26,7 @@ from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from mobile import metadata
+from trainers import cli
 
 # Input names of the exported signature (yoto_tf.layers.LAMBDA_INPUT etc.), spelled out: the
 # app runs on LiteRT alone and must not import Keras.
@@ -158,8 +158,7 @@ def main(argv):
         picture = np.asarray(Image.open(FLAGS.image).convert("RGB"))
         result = stylizer.stylize(picture, lam, FLAGS.style_index)
     except (OSError, ValueError) as error:
-        print(f"mobile.example_app: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        cli.fail("mobile.example_app", error)
     Image.fromarray(result).save(FLAGS.out)
     print(f"loss_weights {np.round(np.ravel(lam), 5).tolist()} -> {FLAGS.out}")
 

@@ -39,6 +39,7 @@ from typing import Callable, Sequence
 import numpy as np
 from absl import app, flags
 
+from trainers import cli
 from yoto_tf.compression import load_compression_model
 from yoto_tf.compression.baselines import check_quality
 from yoto_tf.compression.evaluation import (
@@ -340,7 +341,7 @@ def main(argv):
             target_bpps=parse_numbers(FLAGS.target_bpps, "target_bpps", float),
         )
     except ValueError as error:
-        raise SystemExit(f"evaluate_compression: error: {error}") from None
+        cli.fail("evaluate_compression", error)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 
 import keras
 from absl import app, flags
 
+from trainers import cli
 from yoto_tf import data
 
 from yoto_tf.images import load_image
@@ -86,7 +86,7 @@ def main(argv):
     try:
         print(run())
     except (ValueError, VGGWeightsUnavailableError) as error:
-        sys.exit(f"error: {error}")
+        cli.fail("evaluate_style", error)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ in the manifest, which ``yoto_tf.pretrained`` checks before every load. The mani
 
 from __future__ import annotations
 
-import sys
 
 from absl import app, flags
 
+from trainers import cli
 from yoto_tf import pretrained
 
 flags.DEFINE_string("model", None, "The trained .keras file.")
@@ -28,7 +28,7 @@ def main(argv):
     try:
         print(pretrained.ship(FLAGS.model, FLAGS.name, FLAGS.max_megabytes * 1_000_000))
     except ValueError as error:
-        sys.exit(f"error: {error}")
+        cli.fail("ship_model", error)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ Each row is one photo in one style: the photo, then the stylization at every
 
 from __future__ import annotations
 
-import sys
 
 from absl import app, flags
 
+from trainers import cli
 from yoto_tf import data, pretrained
 from yoto_tf.images import save_image
 from yoto_tf.layers import find_loss_space
@@ -61,7 +61,7 @@ def main(argv):
     try:
         print(run())
     except ValueError as error:
-        sys.exit(f"error: {error}")
+        cli.fail("style_gallery", error)
 
 
 if __name__ == "__main__":

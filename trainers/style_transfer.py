@@ -22,7 +22,6 @@ along the content and TV weights) and ``train_config.json`` (the settings; this 
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 from absl import flags, logging
@@ -198,7 +197,7 @@ def main(argv):
         ]
         vgg_weights = resolve_weights(FLAGS.vgg, FLAGS.vgg_weights)
     except (ValueError, VGGWeightsUnavailableError) as error:  # ImageReadError is a ValueError
-        sys.exit(f"error: {error}")
+        cli.fail("style_transfer", error)
     logging.info(
         "Style transfer: %d style(s) %s, content %s, %dx%d crops, VGG %s (%s weights).",
         len(style_images), style_paths, FLAGS.content, FLAGS.image_size, FLAGS.image_size,

@@ -29,7 +29,6 @@ yoto_tf/style_transfer/inference.py).
 
 from __future__ import annotations
 
-import sys
 import time
 
 from absl import flags, logging
@@ -177,7 +176,7 @@ def main(argv):
             return
         logging.info("%s", run())
     except ValueError as error:  # bad flag values, unreadable image/model (ImageReadError too)
-        sys.exit(f"error: {error}")
+        cli.fail("stylize", error)
 
 
 def cli_main() -> None:
