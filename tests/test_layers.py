@@ -99,6 +99,30 @@ def test_gdn_parameters_stay_nonnegative_after_bad_updates():
     assert ops.convert_to_numpy(gdn.gamma).min() >= 0.0
 
 
+def _fit_gdn_below_its_bound(target):
+    """A GDN whose off-diagonal gamma parameters sit below their bound (effective gamma 0),
+    fitted with SGD towards ``target``; returns the effective gamma and the raw parameters."""
+    x = np.random.default_rng(0).normal(size=(16, 4, 4, 2)).astype("float32")
+    inputs = keras.Input((4, 4, 2))
+    gdn = GDN()
+    model = keras.Model(inputs, gdn(inputs))
+    gdn.gamma_param.assign(np.array([[0.3, 0.0015], [0.0015, 0.3]], "float32"))  # bound 2**-9
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(x, np.full_like(x, target), epochs=20, batch_size=16, verbose=0)
+    return ops.convert_to_numpy(gdn.gamma), ops.convert_to_numpy(gdn.gamma_param)
+
+
+def test_gdn_gamma_below_its_bound_comes_back_when_the_loss_wants_it():
+    # Target 0: the loss wants a larger denominator, so the off-diagonal gammas must grow
+    # back from 0 (with a plain max() bound their gradient would be 0 forever).
+    gamma, _ = _fit_gdn_below_its_bound(0.0)
+    assert gamma[0, 1] > 1e-4 and gamma[1, 0] > 1e-4
+    # A large target wants a smaller denominator: the gradient would push the parameters
+    # further below the bound, and is stopped there (they do not drift).
+    gamma, param = _fit_gdn_below_its_bound(10.0)
+    assert gamma[0, 1] == 0 and param[0, 1] == np.float32(0.0015)
+
+
 def test_upsampling_and_padding_shapes_and_values():
     x = np.arange(2 * 3 * 3 * 1, dtype="float32").reshape(2, 3, 3, 1)
     up = ops.convert_to_numpy(NearestUpsampling2D(2)(x))

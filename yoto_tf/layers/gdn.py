@@ -9,12 +9,35 @@ from keras import ops
 _PEDESTAL = 2.0**-18
 
 
+@ops.custom_gradient
+def _lower_bound(param, bound):
+    """``max(param, bound)`` whose gradient also passes below the bound when the update
+    would move ``param`` up towards it (tensorflow-compression's ``lower_bound`` with
+    "identity_if_towards").
+
+    Why: GDN's off-diagonal gamma starts exactly at the bound (0). With the plain max, a
+    parameter that the first updates push below the bound gets zero gradient forever.
+    Measured on a compression model trained 2000 steps with the plain max: 99-100 % of the
+    off-diagonal gammas of every GDN layer were stuck at 0, i.e. GDN had degenerated to a
+    per-channel normalization.
+    """
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        # Gradient descent moves param by -upstream: "towards" the bound means upstream < 0.
+        passes = ops.logical_or(param >= bound, upstream < 0.0)
+        return ops.where(passes, upstream, ops.zeros_like(upstream)), ops.zeros_like(bound)
+
+    return ops.maximum(param, bound), grad
+
+
 def _nonnegative(param, minimum):
     """Reparameterization ``max(p, sqrt(minimum + pedestal))**2 - pedestal`` (as in
     tensorflow-compression): keeps the value >= minimum and the gradients well scaled
-    near zero."""
-    bound = float(np.sqrt(minimum + _PEDESTAL))
-    return ops.square(ops.maximum(param, bound)) - _PEDESTAL
+    near zero; the bound lets gradients through towards it (see :func:`_lower_bound`)."""
+    bound = ops.cast(float(np.sqrt(minimum + _PEDESTAL)), param.dtype)
+    # A tensor, not the variable: the custom gradient then flows back through the read.
+    return ops.square(_lower_bound(param + 0.0, bound)) - _PEDESTAL
 
 
 def _reparam_init(value):
