@@ -3,6 +3,7 @@ r"""Trains a loss-conditional beta-VAE (one model for all beta in a range) or a 
   python -m trainers.beta_vae --model_dir runs/bvae --steps 20000 --batch_size 64
   python -m trainers.beta_vae --model_dir runs/bvae4 --fixed_beta 4      # one beta only
   python -m trainers.beta_vae --data folder:/data/dsprites/*.png --beta_range 0.125,512
+  python -m trainers.beta_vae --model_dir runs/bvae_warm --kl_warmup_steps 2000   # KL warm-up
 
 Writes, in --model_dir: model.keras (the network; call it as network((images, lam)) with lam
 [B, 2] = (1, beta)), evaluation.csv (held-out reconstruction, KL and negative beta-ELBO per
@@ -34,6 +35,11 @@ flags.DEFINE_bool(
     "Divide each example's loss weights (1, beta) by their geometric mean sqrt(beta) (YOTO's "
     "option; keeps large-beta examples from dominating the gradient).",
 )
+flags.DEFINE_integer(
+    "kl_warmup_steps", 0,
+    "KL warm-up: the KL weight ramps linearly from 0 to its value over the first N training "
+    "steps (0: none); a resumed run continues the ramp.", lower_bound=0,
+)
 flags.DEFINE_list(
     "eval_betas", [],
     "Betas to evaluate at the end (default: powers of 2 spanning the range, or --fixed_beta).",
@@ -41,7 +47,7 @@ flags.DEFINE_list(
 flags.DEFINE_integer("eval_images", 512, "Held-out images for the final evaluation.")
 FLAGS = flags.FLAGS
 TASK_FLAGS = ("data", "beta_range", "fixed_beta", "image_size", "latent_dim", "width_multiplier",
-              "geometric_mean_weights", "eval_betas", "eval_images")
+              "geometric_mean_weights", "kl_warmup_steps", "eval_betas", "eval_images")
 
 
 def default_eval_betas(low: float, high: float) -> list[float]:
@@ -80,7 +86,8 @@ def make_task(space, eval_betas) -> core.TrainTask:
 
     def build_model():
         return beta_vae.build_model(space, size, FLAGS.latent_dim, FLAGS.width_multiplier, seed=FLAGS.seed,
-                                    geometric_mean_weights=FLAGS.geometric_mean_weights)
+                                    geometric_mean_weights=FLAGS.geometric_mean_weights,
+                                    kl_warmup_steps=FLAGS.kl_warmup_steps)
 
     def make_dataset(batch_size, seed):
         return inputs.training_dataset(FLAGS.data, size, batch_size, seed)

@@ -213,9 +213,18 @@ class LossConditionalModel(keras.Model):
             return lam / ops.exp(ops.mean(ops.log(lam), axis=-1, keepdims=True))
         return lam
 
+    def scheduled_weights(self, weights, training):
+        """The weights [B, k] a step uses: ``weights`` (from :meth:`loss_weights`) after any
+        training schedule. Default: unchanged. Override to ramp a term in over training
+        (the beta-VAE's KL warm-up); with ``training`` False (evaluation) return the
+        target weights, so evaluated losses are the objective itself.
+        """
+        del training
+        return weights
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         inputs, _ = self._split(x)
-        lam = self.loss_weights(y_pred["lambda"])
+        lam = self.scheduled_weights(self.loss_weights(y_pred["lambda"]), training)
         terms = self.per_example_terms(inputs, y_pred["outputs"])
         for i, tracker in enumerate(self.term_trackers):
             tracker.update_state(terms[:, i])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmarks import yoto_vs_fixed as _package
 from benchmarks.yoto_vs_fixed.adapters import ADAPTERS, HarnessSettings, make_adapter
-from benchmarks.yoto_vs_fixed.harness import check_lambdas, run_comparison
+from benchmarks.yoto_vs_fixed.harness import check_lambdas, check_options, parse_seeds, run_comparison
 
 __doc__ = _package.__doc__  # what --help shows  # noqa: A001
 
@@ -28,11 +28,23 @@ def _define_flags():
     flags.DEFINE_integer("image_size", 64, "Image side for training and evaluation.")
     flags.DEFINE_integer("batch_size", 32, "Batch size of every model.")
     flags.DEFINE_integer("eval_examples", 512, "Held-out examples per evaluation.")
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of every model (see --learning_rates).")
+    flags.DEFINE_list("learning_rates", [], "2+ rates: each model's rate is chosen by a sweep "
+                      "(each model at each rate for its recipe shortened to --sweep_steps, first "
+                      "seed, best validation score); overrides --learning_rate.")
+    flags.DEFINE_integer("sweep_steps", 0, "Length of the learning-rate sweep per model (a model "
+                         "trained K x --steps: K x this); 0 = --steps // 5.", lower_bound=0)
     flags.DEFINE_bool("cosine_decay", False, "Decay every model's learning rate to 0 over its "
                       "steps (cosine), so each ends annealed.")
-    flags.DEFINE_float("tolerance", 0.03, "Relative band drawn around ratio 1 in the plot.")
-    flags.DEFINE_integer("seed", 0, "Seed of weights, lambda sampling and data.")
+    flags.DEFINE_integer("kl_warmup_steps", 0, "beta_vae: the KL weight ramps linearly from 0 to "
+                         "its value over the first N steps, in fixed and YOTO models alike.",
+                         lower_bound=0)
+    flags.DEFINE_float("tolerance", 0.03, "Margin of the verdicts ('within tolerance': the ratio's "
+                       "interval ends at most 1 + this) and of the band in the plot.")
+    flags.DEFINE_integer("seed", 0, "Seed of the held-out and validation data and of the beta-VAE "
+                         "pool; the first training seed of --seeds N.")
+    flags.DEFINE_list("seeds", ["1"], "N: every model trained with seeds --seed .. --seed + N - 1; "
+                      "or a list of 2+ seeds (e.g. 0,1,2).")
     flags.DEFINE_string("train_data", None, "compression / style_transfer: training images "
                         "(builtin | folder:GLOB | tfds:NAME[:SPLIT]; default builtin).")
     flags.DEFINE_string("eval_data", None, "compression / style_transfer: held-out images "
@@ -55,7 +67,13 @@ def main(argv):
         yoto_range = tuple(float(v) for v in f.yoto_range) if f.yoto_range else None
         if yoto_range is not None and len(yoto_range) != 2:
             raise ValueError(f"--yoto_range must be LO,HI, got {f.yoto_range}.")
+        seeds = parse_seeds(f.seeds, f.seed)
+        try:
+            learning_rates = [float(v) for v in f.learning_rates] if f.learning_rates else [f.learning_rate]
+        except ValueError:
+            raise ValueError(f"--learning_rates must be numbers, got {f.learning_rates}.") from None
         adapter = make_adapter(f.task, settings)  # loads the evaluation data
+        check_options(adapter, f.steps, seeds, learning_rates, f.sweep_steps, f.kl_warmup_steps)
         space = adapter.loss_space(*(yoto_range or (None, None)))
         for value in lambdas:
             space.make(**{adapter.coefficient: value})
@@ -64,9 +82,9 @@ def main(argv):
     run_comparison(
         adapter, lambdas, f.steps, f.out_dir, width_multiplier=f.width_multiplier,
         yoto_width_multipliers=[float(w) for w in f.yoto_width_multipliers],
-        yoto_range=yoto_range, equal_compute_yoto=f.equal_compute_yoto, learning_rate=f.learning_rate,
-        cosine_decay=f.cosine_decay,
-        tolerance=f.tolerance, workers=f.workers, settings=settings,
+        yoto_range=yoto_range, equal_compute_yoto=f.equal_compute_yoto, seeds=seeds,
+        learning_rates=learning_rates, sweep_steps=f.sweep_steps, cosine_decay=f.cosine_decay,
+        kl_warmup_steps=f.kl_warmup_steps, tolerance=f.tolerance, workers=f.workers, settings=settings,
     )
 
 

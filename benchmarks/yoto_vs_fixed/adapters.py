@@ -25,7 +25,9 @@ class HarnessSettings:
       image_size: training (and evaluation) image / crop side.
       batch_size: batch size of every model.
       eval_examples: held-out examples per evaluation.
-      seed: seed of weights, lambda sampling and data.
+      seed: seed of the data: the held-out (test) and validation examples, the
+        pre-rendered beta-VAE pool, the evaluation noise; and the training seed of a run
+        with one seed (a model's training seed is ``ModelSpec.seed``).
       train_data, eval_data: image sources (``yoto_tf.data.parse_source`` specs) of the
         image tasks (compression, style transfer); None: ``builtin``, and evaluation crops
         drawn from the training source with a seed of their own.
@@ -57,11 +59,13 @@ class TaskAdapter(abc.ABC):
       name: the task name used on the command line.
       coefficient: the swept coefficient (lambda) of the task's LossSpace.
       metric_name: what :meth:`metric` computes (for CSV and plot labels).
+      supports_kl_warmup: whether :meth:`build_model` takes ``kl_warmup_steps``.
     """
 
     name: str
     coefficient: str
     metric_name: str = "objective"
+    supports_kl_warmup: bool = False
 
     def __init__(self, settings: HarnessSettings):
         self.settings = settings
@@ -72,7 +76,9 @@ class TaskAdapter(abc.ABC):
 
     @abc.abstractmethod
     def build_model(self, loss_space: LossSpace, width_multiplier: float, seed: int) -> LossConditionalModel:
-        """An uncompiled model with the task's network for ``loss_space``."""
+        """An uncompiled model with the task's network for ``loss_space`` (built by the
+        task's own builder, the one its trainer uses). Adapters with
+        ``supports_kl_warmup`` also take ``kl_warmup_steps``."""
 
     @abc.abstractmethod
     def train_dataset(self, batch_size: int, seed: int):
@@ -88,26 +94,31 @@ class TaskAdapter(abc.ABC):
         return keras.optimizers.Adam(learning_rate)
 
     @abc.abstractmethod
-    def evaluate(self, network: keras.Model, lam: np.ndarray) -> dict[str, float]:
-        """Held-out measurements of ``network`` run at the raw lambda ``lam`` [k]: at least
-        the mean of every loss term (by name), optionally more (e.g. PSNR)."""
+    def evaluate(self, network: keras.Model, lam: np.ndarray, split: str = "test") -> dict[str, np.ndarray]:
+        """Per-example measurements [N] of ``network`` run at the raw lambda ``lam`` [k] on the
+        ``split`` examples (``"test"``: the held-out set; ``"validation"``: another set, for
+        choosing settings): at least every loss term (by name), optionally more (e.g. PSNR)."""
 
-    def metric(self, measurements: Mapping[str, float], lam: np.ndarray, space: LossSpace) -> float:
-        """The task metric at lambda ``lam`` [k] (lower is better); default: the objective
-        ``sum_i lam_i * term_i``."""
-        return float(sum(lam[i] * measurements[name] for i, name in enumerate(space.names)))
+    def metric(self, measurements: Mapping[str, np.ndarray], lam: np.ndarray, space: LossSpace) -> np.ndarray:
+        """The task metric per example [N] at lambda ``lam`` [k] (lower is better); default:
+        the objective ``sum_i lam_i * term_i``. Linear in the terms, so its mean is the
+        metric of the mean terms."""
+        return np.asarray(sum(lam[i] * np.asarray(measurements[name], np.float64)
+                              for i, name in enumerate(space.names)))
 
 
 class BetaVAEAdapter(TaskAdapter):
     """beta-VAE on procedural shapes; lambda = beta; metric = negative beta-ELBO (nats).
     Every model trains with the loss weights divided by their geometric mean (the
-    beta-VAE default, see ``yoto_tf.beta_vae.model.build_model``), on the endless shapes
-    stream or, with ``settings.train_examples``, on a pre-rendered pool (see
-    ``yoto_tf.beta_vae.pool``)."""
+    beta-VAE default, see ``yoto_tf.beta_vae.model.build_model``), optionally with a KL
+    warm-up, on the endless shapes stream or, with ``settings.train_examples``, on a
+    pre-rendered pool (see ``yoto_tf.beta_vae.pool``). Test and validation examples are
+    the shapes splits ``"test"`` and ``"validation"``."""
 
     name = "beta_vae"
     coefficient = "kl"
     metric_name = "neg_beta_elbo"
+    supports_kl_warmup = True
 
     def __init__(self, settings: HarnessSettings):
         super().__init__(settings)
@@ -115,9 +126,13 @@ class BetaVAEAdapter(TaskAdapter):
 
         self._shapes = shapes
         self._pool = None  # the training pool, once rendered or loaded (see _train_pool)
-        self.images, _ = shapes.shape_images(
-            range(settings.eval_examples), settings.image_size, seed=settings.seed, split="test"
-        )
+        self._validation = None  # rendered when a learning-rate sweep first needs it
+        self.images = self._split_images("test")
+
+    def _split_images(self, split: str) -> np.ndarray:
+        images, _ = self._shapes.shape_images(range(self.settings.eval_examples), self.settings.image_size,
+                                              seed=self.settings.seed, split=split)
+        return images
 
     def loss_space(self, low, high):
         from yoto_tf.beta_vae import model
@@ -125,11 +140,12 @@ class BetaVAEAdapter(TaskAdapter):
         default_low, default_high = model.DEFAULT_BETA_RANGE
         return model.beta_loss_space(low or default_low, high or default_high)
 
-    def build_model(self, loss_space, width_multiplier, seed):
+    def build_model(self, loss_space, width_multiplier, seed, kl_warmup_steps=0):
         from yoto_tf.beta_vae import model
 
         return model.build_model(loss_space, self.settings.image_size,
-                                 width_multiplier=width_multiplier, seed=seed)
+                                 width_multiplier=width_multiplier, seed=seed,
+                                 kl_warmup_steps=kl_warmup_steps)
 
     def train_dataset(self, batch_size, seed):
         from yoto_tf.beta_vae import pool
@@ -165,19 +181,55 @@ class BetaVAEAdapter(TaskAdapter):
         self._pool = np.load(path, mmap_mode="r")
         return self._pool
 
-    def evaluate(self, network, lam):
+    def evaluate(self, network, lam, split="test"):
         from yoto_tf.beta_vae import evaluation
 
-        return evaluation.mean_terms(network, self.images, lam, seed=self.settings.seed)
+        return evaluation.example_terms(network, self._images(split), lam, seed=self.settings.seed)
+
+    def _images(self, split: str) -> np.ndarray:
+        if split == "validation":
+            if self._validation is None:
+                self._validation = self._split_images("validation")
+            return self._validation
+        _check_split(split)
+        return self.images
 
 
-def _heldout_crops(settings: HarnessSettings, size: int) -> np.ndarray:
-    """``eval_examples`` crops float32 [N, size, size, 3] of the evaluation images."""
+def _check_split(split: str) -> None:
+    if split not in ("test", "validation"):
+        raise ValueError(f"Unknown evaluation split {split!r}; expected 'test' or 'validation'.")
+
+
+def _heldout_crops(settings: HarnessSettings, size: int, split: str = "test") -> np.ndarray:
+    """``eval_examples`` crops float32 [N, size, size, 3]: of the evaluation images
+    (``"test"``), or of the training images with a seed of their own (``"validation"``:
+    for choosing settings, so the test images stay unseen)."""
     from yoto_tf import data
 
-    spec = settings.eval_data or settings.train_data or "builtin"
-    batches = data.image_dataset(spec, size, settings.eval_examples, seed=settings.seed + 1_000_003)
+    _check_split(split)
+    if split == "test":
+        spec, seed = settings.eval_data or settings.train_data or "builtin", settings.seed + 1_000_003
+    else:
+        spec, seed = settings.train_data or "builtin", settings.seed + 2_000_003
+    batches = data.image_dataset(spec, size, settings.eval_examples, seed=seed)
     return next(iter(batches)).numpy()
+
+
+class _ImageTaskAdapter(TaskAdapter):
+    """An image task's held-out crops: ``self.images`` (test), validation crops on demand."""
+
+    def __init__(self, settings: HarnessSettings):
+        super().__init__(settings)
+        self.images = _heldout_crops(settings, settings.image_size)
+        self._validation = None
+
+    def _images(self, split: str) -> np.ndarray:
+        if split == "validation":
+            if self._validation is None:
+                self._validation = _heldout_crops(self.settings, self.settings.image_size, "validation")
+            return self._validation
+        _check_split(split)
+        return self.images
 
 
 def _swept_only(space: LossSpace, coefficient: str, low: float | None, high: float | None) -> LossSpace:
@@ -192,7 +244,7 @@ def _swept_only(space: LossSpace, coefficient: str, low: float | None, high: flo
     ])
 
 
-class CompressionAdapter(TaskAdapter):
+class CompressionAdapter(_ImageTaskAdapter):
     """Scale-hyperprior compression; lambda = the distortion weight (on 255^2 MSE, rate in
     bpp fixed at 1); metric = the rate-distortion loss ``lambda * 255^2 * MSE + bpp`` with
     the model's estimated bits (rounded latents). Small CPU-scale transforms: N = 32 and
@@ -204,10 +256,9 @@ class CompressionAdapter(TaskAdapter):
     NUM_FILTERS, NUM_LATENT = 32, 48
 
     def __init__(self, settings: HarnessSettings):
-        super().__init__(settings)
         if settings.image_size % 64:
             raise ValueError(f"compression needs --image_size a multiple of 64, got {settings.image_size}.")
-        self.images = _heldout_crops(settings, settings.image_size)
+        super().__init__(settings)
 
     def loss_space(self, low, high):
         from yoto_tf.compression import model
@@ -234,20 +285,21 @@ class CompressionAdapter(TaskAdapter):
         return data.image_dataset(self.settings.train_data or "builtin", self.settings.image_size,
                                   batch_size, seed=seed)
 
-    def evaluate(self, network, lam):
+    def evaluate(self, network, lam, split="test"):
         from yoto_tf.compression import metrics, model
 
-        lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(self.images), 1))
-        outputs = network((keras.ops.convert_to_tensor(self.images), keras.ops.convert_to_tensor(lam_batch)),
+        images = self._images(split)
+        lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(images), 1))
+        outputs = network((keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(lam_batch)),
                           training=False)
-        terms = {k: keras.ops.convert_to_numpy(v) for k, v in
-                 model.rate_distortion_terms(self.images, outputs).items()}
+        terms = {k: keras.ops.convert_to_numpy(v).astype(np.float64) for k, v in
+                 model.rate_distortion_terms(images, outputs).items()}
         x_hat = keras.ops.convert_to_numpy(outputs["x_hat"])
-        psnr = [metrics.psnr(image, decoded, data_range=1.0) for image, decoded in zip(self.images, x_hat)]
-        return {**{k: float(v.mean()) for k, v in terms.items()}, "psnr_db": float(np.mean(psnr))}
+        psnr = [metrics.psnr(image, decoded, data_range=1.0) for image, decoded in zip(images, x_hat)]
+        return {**terms, "psnr_db": np.asarray(psnr, np.float64)}
 
 
-class StyleTransferAdapter(TaskAdapter):
+class StyleTransferAdapter(_ImageTaskAdapter):
     """Adjustable style transfer, one style; lambda = the ``content`` weight on [0.1, 10],
     the other six weights fixed at their defaults (for YOTO too: a one-dimensional
     comparison). Transformer width 0.25 times the width multiplier.
@@ -271,13 +323,12 @@ class StyleTransferAdapter(TaskAdapter):
         style = load_image(settings.style_image or data.builtin_style_image_path())
         self.losses = StyleTransferLoss([style], vgg_weights=settings.vgg_weights,
                                         style_size=max(128, settings.image_size))
-        self.images = _heldout_crops(settings, settings.image_size)
         blurred = keras.ops.average_pool(self.images, 5, strides=1, padding="same")
-        self.reference = self._mean_terms(self.images, blurred)
+        self.reference = {k: float(np.mean(v)) for k, v in self._example_terms(self.images, blurred).items()}
 
-    def _mean_terms(self, images, outputs) -> dict[str, float]:
+    def _example_terms(self, images, outputs) -> dict[str, np.ndarray]:
         terms = self.losses(keras.ops.convert_to_tensor(images), outputs)
-        return {k: float(keras.ops.mean(v)) for k, v in terms.items()}
+        return {k: keras.ops.convert_to_numpy(v).astype(np.float64) for k, v in terms.items()}
 
     def loss_space(self, low, high):
         from yoto_tf.style_transfer import style_transfer_loss_space
@@ -297,17 +348,18 @@ class StyleTransferAdapter(TaskAdapter):
         return training_dataset(self.settings.train_data or "builtin", self.settings.image_size,
                                 batch_size, seed=seed)
 
-    def evaluate(self, network, lam):
+    def evaluate(self, network, lam, split="test"):
         from yoto_tf.style_transfer import IMAGE_INPUT, LAMBDA_INPUT
 
-        lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(self.images), 1))
-        feed = {IMAGE_INPUT: self.images, LAMBDA_INPUT: lam_batch}
+        images = self._images(split)
+        lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(images), 1))
+        feed = {IMAGE_INPUT: images, LAMBDA_INPUT: lam_batch}
         outputs = network({k: keras.ops.convert_to_tensor(v) for k, v in feed.items()}, training=False)
-        return self._mean_terms(self.images, outputs)
+        return self._example_terms(images, outputs)
 
     def metric(self, measurements, lam, space):
-        return float(sum(lam[i] * measurements[name] / self.reference[name]
-                         for i, name in enumerate(space.names)))
+        return np.asarray(sum(lam[i] * np.asarray(measurements[name], np.float64) / self.reference[name]
+                              for i, name in enumerate(space.names)))
 
 
 ADAPTERS: dict[str, Callable[[HarnessSettings], TaskAdapter]] = {

@@ -58,20 +58,23 @@ def _parts(network: keras.Model):
             network.get_layer("decoder"))
 
 
-def mean_terms(
+def example_terms(
     network: keras.Model, images: np.ndarray, lam: np.ndarray, seed: int = 0, batch_size: int = 256
-) -> dict[str, float]:
-    """Mean ``reconstruction`` and ``kl`` (nats) of ``network`` run at lambda ``lam`` [2].
+) -> dict[str, np.ndarray]:
+    """Per-example ``reconstruction`` and ``kl`` (nats) of ``network`` run at lambda ``lam`` [2].
 
     Args:
       network: a :func:`~yoto_tf.beta_vae.model.build_network` model (or a loaded one).
       images: float32 [N, S, S, 3] in [0, 1].
       lam: the raw lambda vector [2] (validate it first, see :func:`beta_lambdas`).
-      seed: seed of the posterior noise.
+      seed: seed of the posterior noise (one draw per example and latent).
+
+    Returns:
+      ``{"reconstruction": float64 [N], "kl": float64 [N]}``.
     """
     conditioning, encoder, decoder = _parts(network)
     rng = np.random.default_rng(seed)
-    totals = {"reconstruction": 0.0, "kl": 0.0}
+    parts = {"reconstruction": [], "kl": []}
     for start in range(0, len(images), batch_size):
         batch = keras.ops.convert_to_tensor(np.asarray(images[start:start + batch_size], np.float32))
         lam_batch = np.tile(np.asarray(lam, np.float32)[None], (len(batch), 1))
@@ -80,9 +83,17 @@ def mean_terms(
         eps = rng.standard_normal(tuple(z_mean.shape)).astype(np.float32)
         z = z_mean + keras.ops.exp(0.5 * z_log_var) * eps
         logits = decoder([z, embedding], training=False)
-        totals["reconstruction"] += float(keras.ops.sum(reconstruction_nats(batch, logits)))
-        totals["kl"] += float(keras.ops.sum(kl_nats(z_mean, z_log_var)))
-    return {name: value / len(images) for name, value in totals.items()}
+        parts["reconstruction"].append(keras.ops.convert_to_numpy(reconstruction_nats(batch, logits)))
+        parts["kl"].append(keras.ops.convert_to_numpy(kl_nats(z_mean, z_log_var)))
+    return {name: np.concatenate(values).astype(np.float64) for name, values in parts.items()}
+
+
+def mean_terms(
+    network: keras.Model, images: np.ndarray, lam: np.ndarray, seed: int = 0, batch_size: int = 256
+) -> dict[str, float]:
+    """Mean ``reconstruction`` and ``kl`` (nats) over ``images``: :func:`example_terms` averaged."""
+    terms = example_terms(network, images, lam, seed, batch_size)
+    return {name: float(np.mean(values)) for name, values in terms.items()}
 
 
 def evaluate_betas(

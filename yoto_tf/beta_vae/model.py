@@ -201,6 +201,57 @@ def loss_terms(images, outputs):
     }
 
 
+def kl_warmup_factor(step, warmup_steps: int):
+    """The share of its value the KL weight has at training step ``step`` (0 = the first):
+    ``min(step / warmup_steps, 1)``, so 0 at step 0 and the full weight from step
+    ``warmup_steps`` on; 1 at every step if ``warmup_steps`` is 0. ``step``: a number or a
+    scalar tensor; returns float32 of its kind."""
+    if warmup_steps < 0:
+        raise ValueError(f"kl_warmup_steps must be >= 0, got {warmup_steps}.")
+    if warmup_steps == 0:
+        return ops.ones_like(ops.cast(step, "float32"))
+    return ops.minimum(ops.cast(step, "float32") / float(warmup_steps), 1.0)
+
+
+class BetaVAEModel(LossConditionalModel):
+    """The beta-VAE's LossConditionalModel (:func:`loss_terms`), with an optional KL warm-up.
+
+    With ``kl_warmup_steps`` = N > 0, the weight of the ``kl`` term is multiplied by
+    :func:`kl_warmup_factor` during training: it ramps linearly from 0 at the first step to
+    its full value at step N (Bowman et al. 2016, Sonderby et al. 2016), a standard remedy
+    for posterior collapse at large beta. It acts on the weights after
+    ``weight_normalization`` (with the geometric mean: ``reconstruction / sqrt(beta) +
+    factor * sqrt(beta) * kl``) and identically for a fixed-beta model and for YOTO.
+    Evaluation (``training=False``) uses the full weight. The step count is a model
+    variable (``kl_warmup_step``), so a checkpoint restores it and a resumed run continues
+    the ramp; it counts this model's training steps on every backend.
+
+    Args:
+      network: a :func:`build_network` model.
+      kl_warmup_steps: N, the warm-up length in steps (0: none).
+      **kwargs: :class:`~yoto_tf.LossConditionalModel` arguments.
+    """
+
+    def __init__(self, network: keras.Model, kl_warmup_steps: int = 0, **kwargs):
+        super().__init__(network, loss_terms, **kwargs)
+        kl_warmup_factor(0, kl_warmup_steps)  # ValueError if negative
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        self._kl_column = list(self.loss_space.names).index("kl")
+        if self.kl_warmup_steps:
+            self.kl_warmup_step = self.add_weight(
+                name="kl_warmup_step", shape=(), initializer="zeros", trainable=False,
+                aggregation="mean",  # every replica counts the same steps
+            )
+
+    def scheduled_weights(self, weights, training):
+        if not self.kl_warmup_steps or not training:
+            return weights
+        factor = kl_warmup_factor(self.kl_warmup_step, self.kl_warmup_steps)
+        self.kl_warmup_step.assign(self.kl_warmup_step + 1.0)
+        is_kl = ops.arange(self.loss_space.size) == self._kl_column
+        return weights * ops.where(is_kl, factor, 1.0)[None]
+
+
 def build_model(
     loss_space: LossSpace | None = None,
     image_size: int = 64,
@@ -208,10 +259,13 @@ def build_model(
     width_multiplier: float = 1.0,
     seed: int | None = None,
     geometric_mean_weights: bool = True,
-) -> LossConditionalModel:
-    """An uncompiled LossConditionalModel training :func:`build_network` with :func:`loss_terms`.
+    kl_warmup_steps: int = 0,
+) -> BetaVAEModel:
+    """An uncompiled :class:`BetaVAEModel` training :func:`build_network` with :func:`loss_terms`.
 
     Pass ``fixed_beta_loss_space(beta)`` for a model trained at one beta (same code path).
+    ``kl_warmup_steps`` > 0 ramps the KL weight in over that many steps (see
+    :class:`BetaVAEModel`).
 
     ``geometric_mean_weights`` (default on): example b's weights ``(1, beta_b)`` are divided
     by their geometric mean ``sqrt(beta_b)``, so its loss is ``reconstruction / sqrt(beta)
@@ -223,4 +277,4 @@ def build_model(
     """
     network = build_network(loss_space, image_size, latent_dim, width_multiplier, seed=seed)
     normalization = "geometric_mean" if geometric_mean_weights else "none"
-    return LossConditionalModel(network, loss_terms, weight_normalization=normalization, seed=seed)
+    return BetaVAEModel(network, kl_warmup_steps, weight_normalization=normalization, seed=seed)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # only shapes_dataset needs TensorFlow; it imports it when ca
 SHAPE_NAMES = ("square", "ellipse", "triangle")
 SCALE_RANGE = (0.08, 0.16)
 POSITION_RANGE = (0.25, 0.75)
-SPLITS = {"train": 0, "test": 1}
+SPLITS = {"train": 0, "test": 1, "validation": 2}
 FACTOR_NAMES = ("shape", "scale", "rotation", "x", "y", "object_hue", "background_hue")
 
 _OBJECT_SATURATION, _OBJECT_VALUE = 0.9, 0.95
@@ -167,7 +167,8 @@ def shapes_dataset(
       batch_size: images per batch.
       image_size: side S of the square images.
       seed: dataset seed; the same (seed, split) always yields the same examples in order.
-      split: ``"train"`` or ``"test"`` (independent streams, i.e. held-out examples).
+      split: ``"train"``, ``"test"`` or ``"validation"`` (independent streams: held-out
+        examples, and a third set for choosing settings without touching the test set).
       num_examples: examples 0..num_examples-1 once (last batch may be smaller); ``None``:
         an infinite stream of fresh examples (batches of exactly ``batch_size``).
       with_factors: yield ``(images, factors)`` with factors float32 [B, 7] in
