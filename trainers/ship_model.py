@@ -18,7 +18,8 @@ from yoto_tf import pretrained
 
 flags.DEFINE_string("model", None, "The trained .keras file.")
 flags.DEFINE_string("name", None, "The manifest entry to ship it as.")
-flags.DEFINE_integer("max_megabytes", 10, "Refuse a shipped file larger than this.")
+flags.DEFINE_integer("max_megabytes", None,
+                     "Refuse a shipped file larger than this (default: 12 for compression models, 10 otherwise).")
 flags.mark_flags_as_required(["model", "name"])
 FLAGS = flags.FLAGS
 
@@ -26,7 +27,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     try:
-        print(pretrained.ship(FLAGS.model, FLAGS.name, FLAGS.max_megabytes * 1_000_000))
+        max_bytes = FLAGS.max_megabytes * 1_000_000 if FLAGS.max_megabytes else None
+        print(pretrained.ship(FLAGS.model, FLAGS.name, max_bytes))
     except ValueError as error:
         cli.fail("ship_model", error)
 
