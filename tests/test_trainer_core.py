@@ -108,6 +108,8 @@ def test_tensorboard_scalars_and_config_written(tmp_path):
     task = core.TrainTask(
         build_model=lambda: LossConditionalModel(toy.build_network(space), toy.loss_terms, seed=0),
         make_dataset=lambda b, s: tf.data.Dataset.from_tensors(tf.ones([b, 1])).repeat(),
+        summaries=lambda network, step: core.Summaries(
+            scalars={"eval/step_seen": step}, images={"eval/grey": np.full((1, 4, 4, 3), 0.5, "float32")}),
     )
     cfg = core.TrainConfig(model_dir=str(tmp_path), steps=20, batch_size=4, log_every=10,
                            checkpoint_every=10)
@@ -116,7 +118,8 @@ def test_tensorboard_scalars_and_config_written(tmp_path):
     for event_file in (tmp_path / "train").iterdir():
         for event in tf.compat.v1.train.summary_iterator(str(event_file)):
             tags.update(v.tag for v in event.summary.value)
-    assert {"train/loss", "train/to_a", "train/to_b", "train/steps_per_second"} <= tags
+    assert {"train/loss", "train/to_a", "train/to_b", "train/steps_per_second",
+            "eval/step_seen", "eval/grey"} <= tags
     assert json.loads((tmp_path / "train_config.json").read_text())["steps"] == 20
     # Rerunning a finished run does no work and keeps the step.
     model = core.train(task, cfg)

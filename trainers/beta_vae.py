@@ -92,10 +92,11 @@ def make_task(space, eval_betas) -> core.TrainTask:
     def make_dataset(batch_size, seed):
         return inputs.training_dataset(FLAGS.data, size, batch_size, seed)
 
-    def image_summaries(network, step):
+    def summaries(network, step):
         del step
         rows = evaluation.reconstructions_and_samples(network, summary_images, summary_betas, 0)
-        return {"reconstructions_by_beta": np.concatenate([summary_images[None], rows]).reshape(-1, size, size, 3)}
+        grid = np.concatenate([summary_images[None], rows]).reshape(-1, size, size, 3)
+        return core.Summaries(images={"reconstructions_by_beta": grid})
 
     def export(network, model_dir):
         images = inputs.heldout_images(FLAGS.data, size, FLAGS.eval_images, seed=FLAGS.seed)
@@ -108,7 +109,7 @@ def make_task(space, eval_betas) -> core.TrainTask:
                          r.beta, r.reconstruction, r.kl, r.neg_beta_elbo)
 
     return core.TrainTask(build_model, make_dataset, export=export,
-                          image_summaries=image_summaries, name="beta_vae",
+                          summaries=summaries, name="beta_vae",
                           settings=core.flag_values(TASK_FLAGS))
 
 

@@ -158,30 +158,27 @@ def make_task() -> core.TrainTask:
 
     eval_batch = []  # drawn at the first summary (the strategy must be set up first)
 
-    def image_summaries(network, step):
+    def summaries(network, step):
+        del step
         if not eval_batch:
             eval_batch.append(next(iter(make_dataset(min(FLAGS.batch_size, 4), FLAGS.seed + 12345))))
         return evaluation_summaries(network, eval_batch[0], space)
 
     return core.TrainTask(
         build_model, make_dataset, export=export_rd_summary, optimizer=optimizer,
-        image_summaries=image_summaries, name="compression",
+        summaries=summaries, name="compression",
         settings=core.flag_values(TRAIN_FLAGS),
     )
 
 
 def evaluation_summaries(network, batch, space):
-    """Writes per-lambda-bucket scalars (estimated bpp, PSNR, loss) of a fixed batch and
-    returns reconstructions at the lowest and highest lambda.
-
-    Called by the trainer core inside its TensorBoard writer context, so the scalars land
-    next to the training curves.
-    """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    """Per-lambda-bucket scalars (estimated bpp, PSNR, loss) of a fixed batch, and its
+    reconstructions at the lowest and highest lambda, as a ``core.Summaries``."""
+    from trainers import core  # pylint: disable=import-outside-toplevel
 
     coef = space.coefficient("distortion")
     lams = np.geomspace(coef.low, coef.high, EVAL_BUCKETS) if coef.low < coef.high else [coef.low]
-    images = {}
+    scalars, images = {}, {}
     x = np.asarray(batch, np.float32)
     pixels = x.shape[1] * x.shape[2]
     for i, lam in enumerate(lams):
@@ -192,13 +189,13 @@ def evaluation_summaries(network, batch, space):
         bpp = (np.asarray(out["y_bits"]) + np.asarray(out["z_bits"])) / pixels
         psnrs = [metrics.psnr(image, decoded, data_range=1.0) for image, decoded in zip(x, x_hat)]
         tag = f"lambda_{lam:.4g}"
-        tf.summary.scalar(f"eval/bpp/{tag}", float(bpp.mean()))
-        tf.summary.scalar(f"eval/psnr/{tag}", float(np.mean(psnrs)))
-        tf.summary.scalar(f"eval/loss/{tag}", float(np.mean(lam * model_lib.DISTORTION_SCALE * mse + bpp)))
+        scalars[f"eval/bpp/{tag}"] = float(bpp.mean())
+        scalars[f"eval/psnr/{tag}"] = float(np.mean(psnrs))
+        scalars[f"eval/loss/{tag}"] = float(np.mean(lam * model_lib.DISTORTION_SCALE * mse + bpp))
         if i in (0, len(lams) - 1):
             images[f"reconstruction/{tag}"] = x_hat
     images["original"] = x
-    return images
+    return core.Summaries(scalars, images)
 
 
 def export_rd_summary(network, model_dir):

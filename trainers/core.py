@@ -64,6 +64,19 @@ flags.register_validator(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Summaries:
+    """What a task's summary hook returns; the trainer core writes it to TensorBoard.
+
+    Attributes:
+      scalars: ``{tag: float}`` (e.g. ``eval/psnr/lambda_0.018``).
+      images: ``{tag: float32 [N, H, W, 3] in [0, 1]}`` (clipped when written).
+    """
+
+    scalars: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    images: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
 @dataclasses.dataclass
 class TrainTask:
     """What a task trainer supplies to :func:`train`.
@@ -75,8 +88,8 @@ class TrainTask:
       export: optional ``(network, model_dir) -> None`` writing task artifacts (grids,
         plots) on the chief after training; ``model.keras`` is written by the core and
         ``network`` is that file loaded back (outside any distribution strategy).
-      image_summaries: optional ``(network, step) -> {tag: float32 [N, H, W, 3] in [0, 1]}``
-        written to TensorBoard every ``log_every`` steps.
+      summaries: optional ``(network, step) -> Summaries`` (scalars and images of a fixed
+        evaluation batch), written to TensorBoard by the core every ``log_every`` steps.
       optimizer: optional ``(learning_rate) -> keras.optimizers.Optimizer`` (default Adam).
       name: shown in logs.
       model_info: optional JSON-serializable facts stored inside ``model.keras`` (read them
@@ -88,7 +101,7 @@ class TrainTask:
     build_model: Callable[[], LossConditionalModel]
     make_dataset: Callable[[int, int], tf.data.Dataset]
     export: Callable[[keras.Model, str], None] | None = None
-    image_summaries: Callable[[keras.Model, int], Mapping[str, np.ndarray]] | None = None
+    summaries: Callable[[keras.Model, int], "Summaries"] | None = None
     optimizer: Callable[[float], keras.optimizers.Optimizer] | None = None
     name: str = "yoto"
     model_info: Mapping | None = None
@@ -225,9 +238,11 @@ class _Progress(keras.callbacks.Callback):
             for key, value in logs.items():
                 tf.summary.scalar(f"train/{key}", float(value))
             tf.summary.scalar("train/steps_per_second", rate)
-            if self.task.image_summaries is not None:
-                images = self.task.image_summaries(self.model.network, self.step)
-                for tag, batch in images.items():
+            if self.task.summaries is not None:
+                summaries = self.task.summaries(self.model.network, self.step)
+                for tag, value in summaries.scalars.items():
+                    tf.summary.scalar(tag, float(value))
+                for tag, batch in summaries.images.items():
                     tf.summary.image(tag, np.clip(batch, 0.0, 1.0), max_outputs=len(batch))
         self.writer.flush()
 

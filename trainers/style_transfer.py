@@ -145,11 +145,12 @@ def make_task(
             tfds_data_dir=FLAGS.tfds_data_dir,
         )
 
-    def image_summaries(network, step):
-        name, image = eval_images[0]
+    def summaries(network, step):
+        del step
+        _, image = eval_images[0]
         small = grid.fit_longer_side(image, 128)
         cells = sweep(network, small, "strength", _SWEEP_POINTS)
-        return {"strength_sweep": np.stack([cell for _, cell in cells])}
+        return core.Summaries(images={"strength_sweep": np.stack([cell for _, cell in cells])})
 
     def export(network, model_dir):
         rows, labels = sweep_rows(network, eval_images, num_styles)
@@ -158,7 +159,7 @@ def make_task(
         logging.info("Wrote %s", path)
 
     return core.TrainTask(
-        build_model, make_dataset, export=export, image_summaries=image_summaries,
+        build_model, make_dataset, export=export, summaries=summaries,
         name="style_transfer", model_info=info, settings=settings,
     )
 
