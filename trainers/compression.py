@@ -9,6 +9,8 @@ r"""Variable-rate learned image compression: train, compress, decompress.
   python -m trainers.compression compress --model runs/compression/model.keras \
       --input photo.png --lambda 0.01 --out photo.yotc
   python -m trainers.compression compress --model M --input photo.png --target_bpp 0.5 --out F
+  # A quality map: white = the model's highest lambda (best quality), black = its lowest
+  python -m trainers.compression compress --model M --input photo.png --quality_map roi.png --out F
   python -m trainers.compression decompress --model M --input photo.yotc --out photo.png
 
 lambda is the weight of the distortion ``255^2 * MSE`` against bits per pixel (CompressAI's
@@ -29,7 +31,7 @@ from trainers import cli
 from yoto_tf import data, pretrained
 from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
 from yoto_tf.compression import codec as codec_lib
-from yoto_tf.compression import metrics
+from yoto_tf.compression import metrics, quality_map
 from yoto_tf.compression import model as model_lib
 from yoto_tf.compression import rate_control
 from yoto_tf.compression import training as training_lib
@@ -45,7 +47,8 @@ TRAIN_FLAGS = ("train_data", "patch_size", "lambda_range", "fixed_lambda", "num_
 """The train command's own settings, recorded in train_config.json."""
 
 CODING_FLAGS = {
-    "compress": ("model", "input", "out", "lambda", "target_bpp", "target_bytes"),
+    "compress": ("model", "input", "out", "lambda", "target_bpp", "target_bytes", "quality_map",
+                 "quality_map_range", "quality_map_cell"),
     "decompress": ("model", "input", "out"),
 }
 """The flags of the compress and decompress commands."""
@@ -88,6 +91,7 @@ def _define_coding_flags(command: str) -> None:
         flags.DEFINE_float("lambda", None, "Distortion weight (within the model's trained range).")
         flags.DEFINE_float("target_bpp", None, "Search lambda for this many bits per pixel (real file size).")
         flags.DEFINE_integer("target_bytes", None, "Search lambda for a file of this many bytes.")
+        _define_quality_map_flags()
     else:
         flags.DEFINE_string("input", None, "Compressed file to decode.")
         flags.DEFINE_string("out", None, "Image (.png) to write.")
@@ -110,6 +114,18 @@ def define_flags(command: str | None = None) -> None:
             flags.DEFINE_float("lambda", None, "compress: distortion weight (within the model's trained range).")
             flags.DEFINE_float("target_bpp", None, "compress: search lambda for this many bits per pixel.")
             flags.DEFINE_integer("target_bytes", None, "compress: search lambda for a file of this many bytes.")
+            _define_quality_map_flags()
+
+
+def _define_quality_map_flags() -> None:
+    flags.DEFINE_string("quality_map", None,
+                        "Grayscale image: a lambda per region (black = the low end of "
+                        "--quality_map_range, white = the high end, log-interpolated; resized to the "
+                        "input). Stored in the file.")
+    flags.DEFINE_string("quality_map_range", None,
+                        "LO,HI lambdas of black and white in --quality_map (default: the model's range).")
+    flags.DEFINE_enum("quality_map_cell", str(quality_map.DEFAULT_CELL), [str(c) for c in quality_map.CELLS],
+                      "Pixels per side of a stored map cell (16: one value per latent).")
 
 
 
@@ -241,9 +257,13 @@ def _load_codec():
 
 def compress() -> None:
     _require("compress", "input", "out")
-    chosen = [n for n in ("lambda", "target_bpp", "target_bytes") if getattr(FLAGS, n) is not None]
+    chosen = [n for n in ("lambda", "target_bpp", "target_bytes", "quality_map")
+              if getattr(FLAGS, n) is not None]
     if len(chosen) != 1:
-        raise CommandError("compress needs exactly one of --lambda, --target_bpp, --target_bytes")
+        raise CommandError("compress needs exactly one of --lambda, --target_bpp, --target_bytes, "
+                           "--quality_map")
+    if FLAGS.quality_map_range is not None and chosen[0] != "quality_map":
+        raise CommandError("--quality_map_range needs --quality_map")
     try:
         image, note = load_image_with_note(FLAGS.input)
     except ImageReadError as err:
@@ -258,6 +278,11 @@ def compress() -> None:
         if chosen[0] == "lambda":
             lam = getattr(FLAGS, "lambda")  # `lambda` is a Python keyword
             payload = codec_lib.compress_image(codec, image, lam)
+        elif chosen[0] == "quality_map":
+            lambda_map = _read_quality_map(codec, image.shape[:2])
+            payload = codec_lib.compress_image(codec, image, lambda_map=lambda_map,
+                                               map_cell=int(FLAGS.quality_map_cell))
+            lam = float(np.exp(np.log(lambda_map).mean()))
         else:
             target = (FLAGS.target_bytes if chosen[0] == "target_bytes"
                       else rate_control.target_bytes_for_bpp(FLAGS.target_bpp, height, width))
@@ -268,12 +293,39 @@ def compress() -> None:
     seconds = time.perf_counter() - start
     _write_bytes(FLAGS.out, payload)
     bpp = len(payload) * 8 / (height * width)
+    what = "lambda" if chosen[0] != "quality_map" else "quality map, geometric-mean lambda"
     print(f"wrote {FLAGS.out}: {len(payload)} bytes, {bpp:.4f} bpp, {width}x{height}, "
-          f"lambda {lam:.6g}, {seconds:.2f} s")
+          f"{what} {lam:.6g}, {seconds:.2f} s")
     if result is not None:
         status = "met" if result.met else f"NOT met ({result.reason})"
         print(f"target {result.target_bytes:.0f} bytes: {status}; {len(payload)} bytes "
               f"({100 * result.relative_error:+.2f} %) after {result.tries} tries")
+
+
+def _read_quality_map(codec, size: tuple[int, int]) -> np.ndarray:
+    """The --quality_map image as lambdas [H, W] at the input's size (checked)."""
+    low, high = codec.lambda_range
+    if FLAGS.quality_map_range is not None:
+        try:
+            low, high = (float(v) for v in FLAGS.quality_map_range.split(","))
+        except ValueError:
+            raise CommandError("--quality_map_range must be LO,HI (two numbers), got "
+                               f"{FLAGS.quality_map_range!r}") from None
+        if not 0 < low <= high:
+            raise CommandError(f"--quality_map_range needs 0 < LO <= HI, got {FLAGS.quality_map_range!r}")
+        allowed = codec.lambda_range
+        if low < allowed[0] * (1 - 1e-6) or high > allowed[1] * (1 + 1e-6):
+            raise CommandError(f"--quality_map_range {low:g},{high:g} leaves the model's trained "
+                               f"lambda range [{allowed[0]:g}, {allowed[1]:g}]")
+    try:
+        gray = load_image(FLAGS.quality_map).astype(np.float64).mean(axis=-1)
+    except ImageReadError as err:
+        raise CommandError(f"--quality_map: {err}") from None
+    if gray.shape != tuple(size):
+        print(f"note: quality map {FLAGS.quality_map} is {gray.shape[1]}x{gray.shape[0]}; "
+              f"resized to the input's {size[1]}x{size[0]}")
+        gray = quality_map.resize_map(gray, *size)
+    return quality_map.lambdas_from_gray(gray / 255.0, low, high)
 
 
 def decompress() -> None:

@@ -4,12 +4,20 @@ Public API::
 
     codec = load_compression_model("runs/compression/model.keras")
     data = compress_image(codec, image_uint8, lam=0.01)   # bytes (see container.py)
-    image = decompress_image(codec, data)                 # uint8 [H, W, 3]
+    data = compress_image(codec, image_uint8, lambda_map=lams)  # lams [H, W]: a quality map
+    image = decompress_image(codec, data)                 # uint8 [H, W, 3], either kind
     bpp = estimate_bpp(codec, image_uint8, lam=0.01)      # the model's own rate estimate
     codec.loss_space, codec.lambda_range
 
 ``lam`` is the weight of the distortion term (``lam * 255^2 * MSE + bpp``): larger means
-higher quality and more bits; it must lie in the model's trained range.
+higher quality and more bits; it must lie in the model's trained range. A quality map
+(``lambda_map``, one lambda per pixel, see ``quality_map.py``) conditions every transform
+per position instead; it is stored in the file (version 2 of the container), quantized
+per cell, and both sides condition on the map rebuilt from the stored integers.
+
+Wherever a method takes ``lam_vec``, it is the conditioning: float32 [k] (one weighting
+for the image) or a loss-weight map float32 [gh, gw, k] covering the padded image (one
+weighting per cell; see :meth:`CompressionCodec.map_conditioning`).
 
 Where float non-determinism could break decoding, and what this module does about it:
 the decoder recomputes the scale of every latent from the decoded hyper-latents with the
@@ -35,7 +43,7 @@ import weakref
 import keras
 import numpy as np
 
-from yoto_tf.compression import ans_coder, container, entropy_models, tables
+from yoto_tf.compression import ans_coder, container, entropy_models, quality_map, tables
 from yoto_tf.compression.model import PAD_MULTIPLE, CompressionModel
 
 MAX_PIXELS = 1 << 24
@@ -103,6 +111,33 @@ class CompressionCodec:
             )
         return self.loss_space.make(distortion=min(max(lam, low), high))
 
+    def map_conditioning(self, qmap: quality_map.QuantizedMap, base: np.ndarray,
+                         height: int, width: int) -> np.ndarray:
+        """The loss-weight map float32 [padded H / cell, padded W / cell, k] of a stored
+        quality map: ``base`` [k] with the distortion weight of every cell (edge-padded
+        over the image's padding)."""
+        ph, pw = padded_size(height, width)
+        grid = qmap.padded_lambda_grid(ph // qmap.cell, pw // qmap.cell)
+        lam = np.broadcast_to(np.asarray(base, np.float32), grid.shape + (self.loss_space.size,)).copy()
+        lam[..., self.loss_space.index("distortion")] = grid
+        return lam
+
+    def quality_map(self, lambda_map, height: int, width: int, cell: int = quality_map.DEFAULT_CELL,
+                    bits: int = quality_map.DEFAULT_BITS):
+        """Per-pixel lambdas [h, w] (any size; resized to the image) -> (the QuantizedMap the
+        file will hold, its conditioning map). The map is round-tripped through its bytes, so
+        the encoder conditions on exactly what the decoder rebuilds.
+
+        Raises:
+          ValueError (QualityMapError): a bad map, or values outside the trained range.
+        """
+        qmap = quality_map.quantize_map(lambda_map, height, width, self.lambda_range, cell, bits)
+        base = self.lambda_vector(qmap.low)
+        low = base[self.loss_space.index("distortion")]
+        qmap = quality_map.QuantizedMap.from_bytes(qmap.to_bytes(), low, height, width)
+        self.lambda_vector(qmap.high)  # inside the range (raises otherwise)
+        return qmap, self.map_conditioning(qmap, base, height, width)
+
     # ------------------------------------------------------------------ transforms
     def analyze(self, image: np.ndarray, lam_vec: np.ndarray):
         """uint8 [H, W, 3] -> (y float32 [1, h, w, M], z float32 [1, h/4, w/4, N])."""
@@ -132,7 +167,8 @@ class CompressionCodec:
 
         The last result is kept: encoding and decoding each ask twice for the same symbols.
         """
-        key = (z_symbols.shape, z_symbols.tobytes(), np.asarray(lam_vec).tobytes())
+        lam_vec = np.asarray(lam_vec)
+        key = (z_symbols.shape, z_symbols.tobytes(), lam_vec.shape, lam_vec.tobytes())
         if self._last_entropy_parameters[0] != key:
             self._last_entropy_parameters = (key, self._compute_entropy_parameters(z_symbols, lam_vec))
         return self._last_entropy_parameters[1]
@@ -167,19 +203,27 @@ class CompressionCodec:
         return float(-np.log2(np.asarray(y_lik, np.float64)).sum() - np.log2(np.asarray(z_lik, np.float64)).sum())
 
     # ------------------------------------------------------------------ coding
-    def encode(self, y_symbols, z_symbols, lam_vec, height, width) -> bytes:
+    def encode(self, y_symbols, z_symbols, lam_vec, height, width, qmap=None) -> bytes:
+        """Entropy-codes the symbols; with a quality map ``qmap`` (and ``lam_vec`` its
+        conditioning map) the file is a version-2 container whose third payload is the map
+        and whose header lambda is the map's lowest."""
         z_ids = np.broadcast_to(np.arange(z_symbols.shape[-1]), z_symbols.shape)
         _, y_ids = self.entropy_parameters(z_symbols, lam_vec)
         stream, escapes = ans_coder.encode([
             (z_symbols, z_ids, self._hyperprior.tables),
             (y_symbols, y_ids, self._latent_tables),
         ])
+        payloads, header_lam, version = (stream, ans_coder.write_varints(escapes)), lam_vec, container.FORMAT_VERSION
+        if qmap is not None:
+            payloads += (qmap.to_bytes(),)
+            header_lam, version = self.lambda_vector(qmap.low), container.QUALITY_MAP_VERSION
         return container.pack(container.CompressedImage(
-            self.fingerprint, lam_vec, int(height), int(width), (stream, ans_coder.write_varints(escapes))
+            self.fingerprint, header_lam, int(height), int(width), payloads, version
         ))
 
     def decode(self, data: bytes):
-        """bytes -> (y symbols, z symbols, lam_vec, height, width). Raises CorruptFileError /
+        """bytes -> (y symbols, z symbols, lam_vec, height, width); ``lam_vec`` is the
+        conditioning map [gh, gw, k] of a file with a quality map. Raises CorruptFileError /
         ModelMismatchError."""
         parsed = container.unpack(data)
         if parsed.fingerprint != self.fingerprint:
@@ -187,18 +231,28 @@ class CompressionCodec:
                 f"the file was written by a different model (fingerprint {parsed.fingerprint.hex()}, "
                 f"this model is {self.fingerprint.hex()}); decode it with the model that wrote it"
             )
-        if len(parsed.payloads) != 2:
-            raise container.CorruptFileError(f"expected 2 payloads, the file has {len(parsed.payloads)}")
+        expected = 3 if parsed.version == container.QUALITY_MAP_VERSION else 2
+        if len(parsed.payloads) != expected:
+            raise container.CorruptFileError(
+                f"expected {expected} payloads, the file has {len(parsed.payloads)}")
         try:
             lam_vec = self.loss_space.validate(parsed.lam)
         except ValueError as err:
             raise container.CorruptFileError(f"the stored lambda is invalid for this model: {err}") from None
         height, width = parsed.height, parsed.width
         check_size(height, width)
+        if expected == 3:
+            try:
+                qmap = quality_map.QuantizedMap.from_bytes(
+                    parsed.payloads[2], lam_vec[self.loss_space.index("distortion")], height, width)
+                self.lambda_vector(qmap.high)
+            except ValueError as err:
+                raise container.CorruptFileError(f"the stored quality map is invalid: {err}") from None
+            lam_vec = self.map_conditioning(qmap, lam_vec, height, width)
         ph, pw = padded_size(height, width)
         n = self.network.num_filters
         z_shape = (1, ph // PAD_MULTIPLE, pw // PAD_MULTIPLE, n)
-        stream = ans_coder.StreamDecoder(*parsed.payloads)
+        stream = ans_coder.StreamDecoder(*parsed.payloads[:2])
         z_symbols = stream.decode(np.broadcast_to(np.arange(n), z_shape), self._hyperprior.tables)
         y_symbols = stream.decode(self.entropy_parameters(z_symbols, lam_vec)[1], self._latent_tables)
         stream.finish()
@@ -316,17 +370,32 @@ def load_compression_model(path) -> CompressionCodec:
     return CompressionCodec(network)
 
 
-def compress_image(model, image, lam: float) -> bytes:
-    """Compresses uint8 [H, W, 3] at distortion weight ``lam``; returns the file bytes."""
-    codec = as_codec(model)
+def _conditioning(codec: CompressionCodec, image, lam, lambda_map, map_cell, map_bits):
+    """(checked image, conditioning lam_vec or map, QuantizedMap or None)."""
     image = check_image(image)
-    lam_vec = codec.lambda_vector(lam)
+    if (lam is None) == (lambda_map is None):
+        raise ValueError("give exactly one of lam (one lambda) and lambda_map (a quality map)")
+    if lambda_map is None:
+        return image, codec.lambda_vector(lam), None
+    qmap, lam_map = codec.quality_map(lambda_map, *image.shape[:2], map_cell, map_bits)
+    return image, lam_map, qmap
+
+
+def compress_image(model, image, lam: float | None = None, *, lambda_map=None,
+                   map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS) -> bytes:
+    """Compresses uint8 [H, W, 3] at distortion weight ``lam``, or with a quality map
+    ``lambda_map`` (float [h, w] distortion weights inside the trained range, any size:
+    resized to the image; stored per ``map_cell`` pixels with ``map_bits`` bits, see
+    quality_map.py); returns the file bytes."""
+    codec = as_codec(model)
+    image, lam_vec, qmap = _conditioning(codec, image, lam, lambda_map, map_cell, map_bits)
     y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
-    return codec.encode(y_symbols, z_symbols, lam_vec, *image.shape[:2])
+    return codec.encode(y_symbols, z_symbols, lam_vec, *image.shape[:2], qmap=qmap)
 
 
 def decompress_image(model, data: bytes) -> np.ndarray:
-    """Decodes bytes from :func:`compress_image` to uint8 [H, W, 3].
+    """Decodes bytes from :func:`compress_image` (with or without a quality map) to uint8
+    [H, W, 3].
 
     Raises:
       container.CorruptFileError: damaged, truncated or foreign data.
@@ -337,19 +406,20 @@ def decompress_image(model, data: bytes) -> np.ndarray:
     return codec.synthesize(y_symbols, z_symbols, lam_vec, height, width)
 
 
-def reconstruct_image(model, image, lam: float) -> np.ndarray:
+def reconstruct_image(model, image, lam: float | None = None, *, lambda_map=None,
+                      map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS) -> np.ndarray:
     """The model's quantized reconstruction (what decoding the file gives), without coding."""
     codec = as_codec(model)
-    image = check_image(image)
-    lam_vec = codec.lambda_vector(lam)
+    image, lam_vec, _ = _conditioning(codec, image, lam, lambda_map, map_cell, map_bits)
     y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
     return codec.synthesize(y_symbols, z_symbols, lam_vec, *image.shape[:2])
 
 
-def estimate_bpp(model, image, lam: float) -> float:
-    """The model's estimated rate in bits per pixel of the original image (no coding)."""
+def estimate_bpp(model, image, lam: float | None = None, *, lambda_map=None,
+                 map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS) -> float:
+    """The model's estimated rate in bits per pixel of the original image (no coding; the
+    quality map's own bytes are not counted)."""
     codec = as_codec(model)
-    image = check_image(image)
-    lam_vec = codec.lambda_vector(lam)
+    image, lam_vec, _ = _conditioning(codec, image, lam, lambda_map, map_cell, map_bits)
     y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
     return codec.estimated_bits(y_symbols, z_symbols, lam_vec) / (image.shape[0] * image.shape[1])

@@ -3,7 +3,8 @@
 Layout (little-endian)::
 
     magic        4 bytes   b"YOTC"
-    version      u8        FORMAT_VERSION
+    version      u8        FORMAT_VERSION (1), or QUALITY_MAP_VERSION (2): the same layout
+                           for a file whose last payload is a quality map (quality_map.py)
     k            u8        number of loss coefficients
     fingerprint  8 bytes   identifies the model (weights + config + codec constants)
     lambda       k x f32   the loss weights the image was coded at (LossSpace order)
@@ -13,6 +14,9 @@ Layout (little-endian)::
     lengths      count x u32
     payloads     the bytes of each payload, in order
     crc32        u32       CRC-32 of every byte before it
+
+Files without a quality map are written as version 1, byte for byte as before version 2
+existed; a decoder that reads only version 1 refuses a map file by its version.
 
 Any damage is reported as :class:`CorruptFileError` (a ValueError) with the reason:
 wrong magic, unknown version, truncation or trailing bytes (the header states the exact
@@ -29,6 +33,8 @@ import numpy as np
 
 MAGIC = b"YOTC"
 FORMAT_VERSION = 1
+QUALITY_MAP_VERSION = 2
+READABLE_VERSIONS = (FORMAT_VERSION, QUALITY_MAP_VERSION)
 FINGERPRINT_BYTES = 8
 MAX_PAYLOADS = 16
 MAX_DIMENSION = 1 << 20
@@ -51,6 +57,7 @@ class CompressedImage:
       lam: float32 [k], the loss weights used.
       height, width: the original image size in pixels.
       payloads: the raw payloads (their meaning is the codec's business).
+      version: FORMAT_VERSION, or QUALITY_MAP_VERSION when the last payload is a quality map.
     """
 
     fingerprint: bytes
@@ -58,6 +65,7 @@ class CompressedImage:
     height: int
     width: int
     payloads: tuple[bytes, ...]
+    version: int = FORMAT_VERSION
 
 
 def header_size(num_coefficients: int, num_payloads: int) -> int:
@@ -72,10 +80,12 @@ def pack(image: CompressedImage) -> bytes:
         raise ValueError(f"fingerprint must be {FINGERPRINT_BYTES} bytes, got {len(image.fingerprint)}")
     if not 1 <= lam.size <= 255 or not 1 <= len(image.payloads) <= MAX_PAYLOADS:
         raise ValueError("a container holds 1..255 coefficients and 1..16 payloads")
+    if image.version not in READABLE_VERSIONS:
+        raise ValueError(f"unknown format version {image.version}")
     if not (1 <= image.height <= MAX_DIMENSION and 1 <= image.width <= MAX_DIMENSION):
         raise ValueError(f"image size {image.height}x{image.width} is outside 1..{MAX_DIMENSION}")
     parts = [
-        _FIXED.pack(MAGIC, FORMAT_VERSION, lam.size, image.fingerprint),
+        _FIXED.pack(MAGIC, image.version, lam.size, image.fingerprint),
         lam.tobytes(),
         _SIZE.pack(image.height, image.width, len(image.payloads)),
         struct.pack(f"<{len(image.payloads)}I", *(len(p) for p in image.payloads)),
@@ -99,9 +109,10 @@ def unpack(data: bytes) -> CompressedImage:
         raise CorruptFileError(
             f"not a yoto_tf compressed image (starts with {magic!r}, expected {MAGIC!r})"
         )
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CorruptFileError(
-            f"unsupported format version {version} (this decoder reads version {FORMAT_VERSION})"
+            f"unsupported format version {version} (this decoder reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
     pos = _FIXED.size
     if k == 0 or len(data) < pos + 4 * k + _SIZE.size:
@@ -130,4 +141,4 @@ def unpack(data: bytes) -> CompressedImage:
     for length in lengths:
         payloads.append(data[pos : pos + length])
         pos += length
-    return CompressedImage(fingerprint, lam, height, width, tuple(payloads))
+    return CompressedImage(fingerprint, lam, height, width, tuple(payloads), version)

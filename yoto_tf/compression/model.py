@@ -277,7 +277,9 @@ class CompressionModel(keras.Model):
         self.call((ops.zeros((1, PAD_MULTIPLE, PAD_MULTIPLE, 3)), ops.ones((1, k))))
 
     def embed(self, lam):
-        """lam [B, k] -> the shared conditioning embedding [B, conditioning_units]."""
+        """lam [B, k] -> the shared conditioning embedding [B, conditioning_units]; a loss-weight
+        map [B, h, w, k] -> an embedding map [B, h, w, units] (every FiLM layer resizes it to
+        its own resolution: the transforms are conditioned per position)."""
         return self.conditioning(lam)
 
     def hyper_input(self, y):

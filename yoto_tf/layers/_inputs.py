@@ -1,5 +1,7 @@
 """Input checks and the lambda-map resize shared by the conditioned layers."""
 
+import keras
+import numpy as np
 from keras import ops
 
 
@@ -38,6 +40,11 @@ def conditioning_at(cond, x):
     if len(cond.shape) == 2:
         return cond[:, None, None, :]
     height, width = x.shape[1], x.shape[2]
+    static = None not in (height, width, cond.shape[1], cond.shape[2])
+    if static and keras.backend.standardize_dtype(cond.dtype) == "float64":
+        # tf.image.resize computes in float32 whatever the input; the compression codec's
+        # float64 entropy-parameter pass must stay float64 end to end.
+        return _bilinear_float64(cond, height, width)
     if height is not None and width is not None:  # static (always so under JAX's jit)
         return ops.image.resize(cond, (height, width), interpolation="bilinear")
     # Dynamic H, W (a TensorFlow graph of any image size): keras.ops.image.resize needs
@@ -46,3 +53,27 @@ def conditioning_at(cond, x):
     import tensorflow as tf
 
     return tf.image.resize(cond, tf.shape(x)[1:3], method="bilinear")
+
+
+def _axis_weights(size_in: int, size_out: int):
+    """Source indices and weights of a half-pixel-centre bilinear resize along one axis
+    (TensorFlow's ``resize_bilinear(half_pixel_centers=True)``)."""
+    centres = (np.arange(size_out, dtype=np.float64) + 0.5) * (size_in / size_out) - 0.5
+    centres = np.clip(centres, 0.0, size_in - 1)
+    low = np.floor(centres).astype(np.int32)
+    high = np.minimum(low + 1, size_in - 1)
+    return low, high, centres - low
+
+
+def _bilinear_float64(cond, height: int, width: int):
+    """Bilinear resize of a float64 map [B, h, w, d] to [B, height, width, d], in float64."""
+    if (cond.shape[1], cond.shape[2]) == (height, width):
+        return cond
+    for axis, size in ((1, height), (2, width)):
+        low, high, weight = _axis_weights(cond.shape[axis], size)
+        shape = [1, 1, 1, 1]
+        shape[axis] = size
+        weight = ops.convert_to_tensor(weight.reshape(shape), "float64")
+        lower = ops.take(cond, low, axis=axis)
+        cond = lower + (ops.take(cond, high, axis=axis) - lower) * weight
+    return cond
