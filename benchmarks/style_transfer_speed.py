@@ -28,7 +28,7 @@ from absl import app, flags
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
 from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer.training import StyleTransferModel
-from yoto_tf.style_transfer.transformer import build_transformer
+from yoto_tf.style_transfer.transformer import build_network
 
 flags.DEFINE_float("width_multiplier", 1.0, "Network width (1 = the Johnson/Magenta network).")
 flags.DEFINE_integer("repeats", 5, "Timed rounds per variant.")
@@ -83,11 +83,11 @@ def training_speed(space, style) -> None:
     images = np.random.default_rng(0).random((batch, size, size, 3)).astype(np.float32)
     data = {"inputs": {"image": images}}
     conditioned = StyleTransferModel(
-        build_transformer(space, width_multiplier=FLAGS.width_multiplier),
+        build_network(space, width_multiplier=FLAGS.width_multiplier),
         StyleTransferLoss([style], vgg_weights="none"), seed=0,
     )
     plain = FixedWeightModel(
-        build_transformer(space, width_multiplier=FLAGS.width_multiplier, conditioned=False),
+        build_network(space, width_multiplier=FLAGS.width_multiplier, conditioned=False),
         StyleTransferLoss([style], vgg_weights="none"), space.default(),
     )
     runs = {}
@@ -106,8 +106,8 @@ def training_speed(space, style) -> None:
 
 
 def latency(space) -> None:
-    conditioned = build_transformer(space, width_multiplier=FLAGS.width_multiplier)
-    plain = build_transformer(space, width_multiplier=FLAGS.width_multiplier, conditioned=False)
+    conditioned = build_network(space, width_multiplier=FLAGS.width_multiplier)
+    plain = build_network(space, width_multiplier=FLAGS.width_multiplier, conditioned=False)
     spec = tf.TensorSpec([1, None, None, 3], tf.float32)
     run_conditioned = tf.function(
         lambda x, lam: conditioned((x, lam)),

@@ -11,7 +11,7 @@ LiteRT interpreter in alternation (A B C A B C ...) so machine noise hits all al
 * B ``lambda_folded``: the same weights with ``loss_weights`` baked in as a constant, so
   the converter folds the conditioning into per-channel constants: the same network
   without lambda conditioning (checked: same output as A at that lambda);
-* C ``unconditioned``: ``build_transformer(conditioned=False)`` at the same width (plain
+* C ``unconditioned``: ``build_network(conditioned=False)`` at the same width (plain
   instance normalization, no conditioning network at all).
 
 Prints the median / min latency of each and the ratios A/B and A/C (target <= 1.05x).
@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mobile import benchmark, export, model_io, parity, quantization  # noqa: E402
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space  # noqa: E402
-from yoto_tf.style_transfer.transformer import build_transformer  # noqa: E402
+from yoto_tf.style_transfer.transformer import build_network  # noqa: E402
 
 flags.DEFINE_string("model", None, "A trained style network (.keras); default: a freshly "
                     "built full-width transformer (latency does not depend on the weights).")
@@ -57,12 +57,12 @@ def main(argv):
         width = None
     else:
         space = style_transfer_loss_space()
-        adjustable = build_transformer(space, width_multiplier=FLAGS.width_multiplier)
+        adjustable = build_network(space, width_multiplier=FLAGS.width_multiplier)
         width = FLAGS.width_multiplier
     inputs = model_io.read_inputs(adjustable)
     if inputs.num_styles:
         raise app.UsageError("Use a single-style model for this benchmark.")
-    unconditioned = build_transformer(
+    unconditioned = build_network(
         space, width_multiplier=width or _width_of(adjustable), conditioned=False
     )
     specs = export.input_specs(inputs, FLAGS.image_size)

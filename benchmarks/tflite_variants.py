@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mobile import benchmark, model_io, quantization, style_transfer  # noqa: E402
 from yoto_tf import pretrained  # noqa: E402
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space  # noqa: E402
-from yoto_tf.style_transfer.transformer import build_transformer  # noqa: E402
+from yoto_tf.style_transfer.transformer import build_network  # noqa: E402
 
 flags.DEFINE_string("model", None, "A shipped model's name or a trained style network (.keras).")
 flags.DEFINE_integer("image_size", 384, "Input height and width.")
@@ -41,7 +41,7 @@ def main(argv):
         model = model_io.load_model(path)
         name = os.path.splitext(os.path.basename(path))[0]
     else:
-        model = build_transformer(style_transfer_loss_space())
+        model = build_network(style_transfer_loss_space())
         name = "random_transformer"
     out = FLAGS.out or tempfile.mkdtemp(prefix="tflite_variants_")
     results = style_transfer.convert_model(

@@ -14,7 +14,7 @@ from yoto_tf.layers import ConditionalInstanceNormalization, FiLM
 from yoto_tf.style_transfer import lambda_maps
 from yoto_tf.style_transfer.inference import stylize
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space, with_strength
-from yoto_tf.style_transfer.transformer import build_transformer, lambda_map_network
+from yoto_tf.style_transfer.transformer import build_network, lambda_map_network
 
 RNG = np.random.default_rng(0)
 
@@ -59,7 +59,7 @@ def test_conditioning_of_wrong_rank_is_explained():
 @pytest.fixture(scope="module")
 def network():
     space = style_transfer_loss_space()
-    net = build_transformer(space, num_styles=2, width_multiplier=0.125, conditioning_units=16)
+    net = build_network(space, num_styles=2, width_multiplier=0.125, conditioning_units=16)
     rng = np.random.default_rng(1)
     for layer in net.layers:
         if layer.name.endswith("_cin"):  # make lambda matter

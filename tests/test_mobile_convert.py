@@ -198,11 +198,11 @@ def _cli(*args):
 
 def test_real_style_transformer_converts(tmp_path):
     from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
-    from yoto_tf.style_transfer.transformer import build_transformer
+    from yoto_tf.style_transfer.transformer import build_network
 
     space = style_transfer_loss_space()
     path = str(tmp_path / "style.keras")
-    build_transformer(space, num_styles=2, width_multiplier=0.125).save(path)
+    build_network(space, num_styles=2, width_multiplier=0.125).save(path)
     model = load_model(path)  # the transformer's own layers must be registered
     (result,) = style_transfer.convert_model(
         model, str(tmp_path / "out"), name="style", image_size=SIZE, num_parity_images=1,

@@ -17,7 +17,7 @@ from yoto_tf.style_transfer import grid
 from yoto_tf.style_transfer.evaluation import edge_correlation
 from yoto_tf.style_transfer.inference import num_styles, stylize
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space, with_strength
-from yoto_tf.style_transfer.transformer import build_transformer
+from yoto_tf.style_transfer.transformer import build_network
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def shipped_dir(tmp_path, monkeypatch):
     (models_dir / "models.json").write_text(json.dumps(manifest))
     monkeypatch.setattr(pretrained, "MODELS_DIR", str(models_dir))
     monkeypatch.setattr(pretrained, "MANIFEST", str(models_dir / "models.json"))
-    network = build_transformer(style_transfer_loss_space(), num_styles=2, width_multiplier=0.125,
+    network = build_network(style_transfer_loss_space(), num_styles=2, width_multiplier=0.125,
                                 conditioning_units=8)
     trained = tmp_path / "model.keras"
     save_model(network, str(trained), info={"vgg_weights": "imagenet8bit"})
@@ -93,7 +93,7 @@ def test_ship_refuses_a_file_over_the_limit(shipped_dir, tmp_path):
 
 
 def test_style_names_of_a_trained_file_come_from_its_info(tmp_path):
-    network = build_transformer(style_transfer_loss_space(), width_multiplier=0.125,
+    network = build_network(style_transfer_loss_space(), width_multiplier=0.125,
                                 conditioning_units=8)
     path = str(tmp_path / "m.keras")
     save_model(network, path, info={"style_images": ["/x/monet_charing_cross_bridge.jpg"]})

@@ -14,7 +14,7 @@ from yoto_tf.style_transfer.losses import (
     resize_longer_side,
     total_variation,
 )
-from yoto_tf.style_transfer.transformer import build_transformer
+from yoto_tf.style_transfer.transformer import build_network
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_lambda_from_values_validates(space):
 # ------------------------------------------------------------------------- transformer
 @pytest.mark.parametrize("height,width", [(37, 50), (64, 64), (5, 9)])
 def test_transformer_keeps_any_input_size(space, height, width):
-    network = build_transformer(space, width_multiplier=0.25)
+    network = build_network(space, width_multiplier=0.25)
     image = np.random.default_rng(0).random((2, height, width, 3), np.float32)
     out = keras.ops.convert_to_numpy(network((image, space.default(2))))
     assert out.shape == (2, height, width, 3)
@@ -83,7 +83,7 @@ def test_transformer_keeps_any_input_size(space, height, width):
 
 
 def test_transformer_architecture(space):
-    network = build_transformer(space)
+    network = build_network(space)
     assert [t.name for t in network.inputs] == ["image", "loss_weights"]
     layers = network.layers
     conditioners = [l for l in layers if isinstance(l, ConditioningNetwork)]
@@ -107,14 +107,14 @@ def test_transformer_architecture(space):
 
 
 def test_width_multiplier_scales_channels(space):
-    half = build_transformer(space, width_multiplier=0.5)
+    half = build_network(space, width_multiplier=0.5)
     convs = [l for l in half.layers if isinstance(l, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [16, 32, 64] + [64] * 10 + [32, 16, 3]
 
 
 def test_unconditioned_baseline_has_the_same_convolutions(space):
-    plain = build_transformer(space, width_multiplier=0.5, conditioned=False)
-    conditioned = build_transformer(space, width_multiplier=0.5)
+    plain = build_network(space, width_multiplier=0.5, conditioned=False)
+    conditioned = build_network(space, width_multiplier=0.5)
     assert [t.name for t in plain.inputs] == ["image"]
     assert not any(isinstance(l, (ConditioningNetwork, ConditionalInstanceNormalization))
                    for l in plain.layers)
@@ -125,7 +125,7 @@ def test_unconditioned_baseline_has_the_same_convolutions(space):
 
 
 def test_lambda_changes_the_output(space):
-    network = build_transformer(space, width_multiplier=0.25)
+    network = build_network(space, width_multiplier=0.25)
     _randomize_conditioning(network)
     image = np.random.default_rng(1).random((1, 16, 16, 3), np.float32)
     low = network((image, st_space.with_strength(space, 0.1)[None]))
@@ -134,7 +134,7 @@ def test_lambda_changes_the_output(space):
 
 
 def test_multi_style_selects_per_style_parameters(space):
-    network = build_transformer(space, num_styles=3, width_multiplier=0.25)
+    network = build_network(space, num_styles=3, width_multiplier=0.25)
     assert [t.name for t in network.inputs] == ["image", "loss_weights", "style_index"]
     _randomize_conditioning(network)
     image = np.random.default_rng(2).random((2, 16, 16, 3), np.float32)
@@ -154,7 +154,7 @@ def test_multi_style_selects_per_style_parameters(space):
 
 @pytest.mark.parametrize("num_styles", [1, 2])
 def test_keras_round_trip_keeps_outputs_and_loss_space(space, tmp_path, num_styles):
-    network = build_transformer(space, num_styles=num_styles, width_multiplier=0.25)
+    network = build_network(space, num_styles=num_styles, width_multiplier=0.25)
     _randomize_conditioning(network)
     path = str(tmp_path / "model.keras")
     network.save(path)

@@ -29,7 +29,7 @@ from yoto_tf.style_transfer.loss_space import (
 )
 from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer.training import StyleTransferModel, training_dataset
-from yoto_tf.style_transfer.transformer import build_transformer
+from yoto_tf.style_transfer.transformer import build_network
 
 STEPS = 150
 CROP = 48
@@ -46,7 +46,7 @@ def train_small_model(seed=0):
         [skimage.data.immunohistochemistry()], vgg="vgg16", vgg_weights="none",
         style_size=2 * CROP,
     )
-    network = build_transformer(space, width_multiplier=0.25)  # 256-unit conditioning MLP
+    network = build_network(space, width_multiplier=0.25)  # 256-unit conditioning MLP
     model = StyleTransferModel(network, losses, seed=seed)
     model.compile(keras.optimizers.Adam(2e-3))
     model.fit(training_dataset("builtin", CROP, 4, seed=seed), steps_per_epoch=STEPS,
@@ -77,7 +77,7 @@ def train_briefly_with(vgg_weights, content, steps=150, crop=128):
         [load_image(data.builtin_style_image_path())], vgg="vgg19", vgg_weights=vgg_weights,
         style_size=128,
     )
-    network = build_transformer(style_transfer_loss_space(), width_multiplier=0.25)
+    network = build_network(style_transfer_loss_space(), width_multiplier=0.25)
     model = StyleTransferModel(network, losses, seed=0)
     model.compile(keras.optimizers.Adam(2e-3))
     model.fit(training_dataset(content, crop, 4, seed=0), steps_per_epoch=steps, epochs=1,

@@ -14,7 +14,7 @@ from yoto_tf import ConditionalInstanceNormalization
 from yoto_tf.style_transfer import inference as st
 from yoto_tf.style_transfer.grid import labelled_grid
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
-from yoto_tf.style_transfer.transformer import build_transformer
+from yoto_tf.style_transfer.transformer import build_network
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_LAMBDA = style_transfer_loss_space().default()
@@ -23,7 +23,7 @@ DEFAULT_LAMBDA = style_transfer_loss_space().default()
 @pytest.fixture(scope="module")
 def network():
     keras.utils.set_random_seed(0)
-    net = build_transformer(style_transfer_loss_space(), width_multiplier=0.25,
+    net = build_network(style_transfer_loss_space(), width_multiplier=0.25,
                             conditioning_units=16)
     rng = np.random.default_rng(0)
     for layer in net.layers:  # make lambda matter (the heads start at zero)

@@ -10,7 +10,7 @@ from yoto_tf import ConditionalInstanceNormalization, ConditioningNetwork
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
 from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer.training import StyleTransferModel, training_dataset
-from yoto_tf.style_transfer.transformer import build_transformer
+from yoto_tf.style_transfer.transformer import build_network
 
 
 def _conditioning_variables(network):
@@ -27,7 +27,7 @@ def two_style_model():
     space = style_transfer_loss_space()
     styles = [skimage.data.coffee()[::8, ::8], skimage.data.astronaut()[::16, ::16]]
     losses = StyleTransferLoss(styles, vgg_weights="none", style_size=32)
-    network = build_transformer(space, num_styles=2, width_multiplier=0.25, conditioning_units=32)
+    network = build_network(space, num_styles=2, width_multiplier=0.25, conditioning_units=32)
     model = StyleTransferModel(network, losses, seed=0)
     model.compile(keras.optimizers.Adam(1e-3), run_eagerly=True)  # no tracing: faster here
     return model
@@ -102,7 +102,7 @@ def test_flat_training_crops_give_finite_gradients():
     keras.utils.set_random_seed(0)
     space = style_transfer_loss_space()
     losses = StyleTransferLoss([skimage.data.coffee()[::8, ::8]], vgg_weights="none", style_size=32)
-    network = build_transformer(space, width_multiplier=0.25, conditioning_units=16)
+    network = build_network(space, width_multiplier=0.25, conditioning_units=16)
     rng = np.random.default_rng(0)
     for layer in network.layers:  # a trained-like state: non-zero CIN offsets
         if isinstance(layer, ConditionalInstanceNormalization):

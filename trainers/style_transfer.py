@@ -33,8 +33,8 @@ from yoto_tf.style_transfer import grid
 from yoto_tf.style_transfer.inference import sweep
 from yoto_tf.style_transfer.loss_space import STYLE_NAMES, style_transfer_loss_space
 from yoto_tf.style_transfer.losses import StyleTransferLoss
-from yoto_tf.style_transfer.training import StyleTransferModel, training_dataset
-from yoto_tf.style_transfer.transformer import build_transformer
+from yoto_tf.style_transfer import training as style_training
+from yoto_tf.style_transfer.training import training_dataset
 from yoto_tf.style_transfer.vgg import (
     VGG_SPECS,
     VGGWeightsUnavailableError,
@@ -128,15 +128,11 @@ def make_task(
     num_styles = len(style_images)
 
     def build_model():
-        network = build_transformer(
-            space, num_styles=num_styles, width_multiplier=FLAGS.width_multiplier,
-            conditioning_units=FLAGS.conditioning_units,
-        )
-        losses = StyleTransferLoss(
-            style_images, vgg=FLAGS.vgg, vgg_weights=vgg_weights, style_size=FLAGS.style_size
-        )
-        return StyleTransferModel(
-            network, losses, seed=FLAGS.seed, diagonal_fraction=FLAGS.diagonal_fraction
+        losses = StyleTransferLoss(style_images, vgg=FLAGS.vgg, vgg_weights=vgg_weights, style_size=FLAGS.style_size)
+        return style_training.build_model(
+            losses, space, width_multiplier=FLAGS.width_multiplier,
+            conditioning_units=FLAGS.conditioning_units, seed=FLAGS.seed,
+            diagonal_fraction=FLAGS.diagonal_fraction,
         )
 
     def make_dataset(batch_size, seed):

@@ -336,11 +336,9 @@ class StyleTransferAdapter(_ImageTaskAdapter):
         return _swept_only(style_transfer_loss_space(), self.coefficient, low, high)
 
     def build_model(self, loss_space, width_multiplier, seed):
-        from yoto_tf.style_transfer import build_transformer
-        from yoto_tf.style_transfer.training import StyleTransferModel
+        from yoto_tf.style_transfer.training import build_model
 
-        network = build_transformer(loss_space, width_multiplier=self.BASE_WIDTH * width_multiplier)
-        return StyleTransferModel(network, self.losses, seed=seed)
+        return build_model(self.losses, loss_space, width_multiplier=self.BASE_WIDTH * width_multiplier, seed=seed)
 
     def train_dataset(self, batch_size, seed):
         from yoto_tf.style_transfer.training import training_dataset

@@ -24,7 +24,7 @@ by a constant.
 
 from __future__ import annotations
 
-from yoto_tf.compression.model import CompressionModel, rate_distortion_terms
+from yoto_tf.compression.model import build_network, rate_distortion_terms
 from yoto_tf.training import LossConditionalModel
 
 
@@ -65,7 +65,7 @@ def build_model(
     Pass ``compression_loss_space(fixed_lambda=lam)`` for a model trained at one lambda;
     ``mean_scale`` and ``mixed_quantization`` are the CompressionModel options.
     """
-    network = CompressionModel(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
-                               mean_scale=mean_scale, mixed_quantization=mixed_quantization)
+    network = build_network(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
+                            mean_scale=mean_scale, mixed_quantization=mixed_quantization)
     return CompressionTrainingModel(network, loss_space=loss_space, seed=seed,
                                     geometric_mean_weights=geometric_mean_weights)

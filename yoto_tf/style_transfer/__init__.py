@@ -3,7 +3,7 @@
 One transformer network is trained on a distribution of loss weightings (content, five
 per-layer style weights, total variation); at inference every weight is a knob.
 
-* :func:`build_transformer`: the lambda-conditioned Johnson/Magenta network (inputs
+* :func:`build_network`: the lambda-conditioned Johnson/Magenta network (inputs
   ``image`` [B, H, W, 3], ``loss_weights`` [B, 7], ``style_index`` [B] when multi-style).
 * :func:`style_transfer_loss_space` and the knob helpers (:func:`with_strength`,
   :func:`lambda_from_values`).
@@ -27,7 +27,7 @@ from yoto_tf.style_transfer.transformer import (
     IMAGE_INPUT,
     LAMBDA_INPUT,
     STYLE_INPUT,
-    build_transformer,
+    build_network,
 )
 from yoto_tf.style_transfer.vgg import VGGWeightsUnavailableError, build_vgg_features
 
@@ -38,7 +38,7 @@ __all__ = [
     "STYLE_NAMES",
     "StyleTransferLoss",
     "VGGWeightsUnavailableError",
-    "build_transformer",
+    "build_network",
     "build_vgg_features",
     "gram_matrix",
     "lambda_from_values",

@@ -12,7 +12,7 @@ from keras import ops
 from yoto_tf import data
 from yoto_tf.style_transfer.loss_space import style_names
 from yoto_tf.style_transfer.losses import StyleTransferLoss
-from yoto_tf.style_transfer.transformer import IMAGE_INPUT, LAMBDA_INPUT, STYLE_INPUT
+from yoto_tf.style_transfer.transformer import IMAGE_INPUT, LAMBDA_INPUT, STYLE_INPUT, build_network
 from yoto_tf.training import LossConditionalModel
 
 
@@ -32,7 +32,7 @@ class StyleTransferModel(LossConditionalModel):
     strength knob (all style weights scaled together) would be untrained at its ends.
 
     Args:
-      network: a transformer from :func:`~yoto_tf.style_transfer.build_transformer`.
+      network: a transformer from :func:`~yoto_tf.style_transfer.build_network`.
       losses: the :class:`StyleTransferLoss` of the network's styles.
       seed: seed of the lambda sampler.
       ema_decay: decay of the running means of the loss terms.
@@ -107,6 +107,33 @@ class StyleTransferModel(LossConditionalModel):
         if STYLE_INPUT in inputs:
             feed[STYLE_INPUT] = inputs[STYLE_INPUT]
         return self.network(feed, training=training)
+
+
+
+def build_model(
+    losses: StyleTransferLoss,
+    loss_space,
+    *,
+    width_multiplier: float = 1.0,
+    conditioning_units: int = 256,
+    seed: int | None = None,
+    diagonal_fraction: float = 0.5,
+) -> StyleTransferModel:
+    """The uncompiled training model of a new style network (the network is its
+    ``.network``): what ``trainers.style_transfer`` trains and ``benchmarks.yoto_vs_fixed``
+    compares.
+
+    Args:
+      losses: the :class:`StyleTransferLoss` of the paintings (built by the caller, so that
+        several models can share one VGG); the network gets a style input when it holds
+        more than one painting.
+      loss_space: the style-transfer LossSpace (or one with some weights fixed).
+      width_multiplier, conditioning_units: of :func:`build_network`.
+      seed, diagonal_fraction: of the :class:`StyleTransferModel`.
+    """
+    network = build_network(loss_space, num_styles=losses.num_styles, width_multiplier=width_multiplier,
+                            conditioning_units=conditioning_units)
+    return StyleTransferModel(network, losses, seed=seed, diagonal_fraction=diagonal_fraction)
 
 
 def training_dataset(

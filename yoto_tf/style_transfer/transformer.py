@@ -159,7 +159,7 @@ def _channels(base: int, width_multiplier: float) -> int:
     return max(1, int(round(base * width_multiplier)))
 
 
-def build_transformer(
+def build_network(
     loss_space: LossSpace,
     num_styles: int = 1,
     width_multiplier: float = 1.0,
@@ -261,7 +261,7 @@ def lambda_map_network(network: keras.Model) -> keras.Model:
     modulates every conditional instance norm per pixel.
 
     Raises:
-      ValueError: ``network`` was not built by :func:`build_transformer` with conditioning.
+      ValueError: ``network`` was not built by :func:`build_network` with conditioning.
     """
     try:
         conditioning = network.get_layer("conditioning")
@@ -269,7 +269,7 @@ def lambda_map_network(network: keras.Model) -> keras.Model:
         raise ValueError(f"{network.name!r} has no lambda conditioning to turn into a map.") from None
     styles = [layer.num_styles for layer in network.layers if isinstance(layer, StyleOneHot)]
     width = network.get_layer("conv1").filters / _BASE_CHANNELS["c1"]
-    twin = build_transformer(
+    twin = build_network(
         conditioning.loss_space, num_styles=styles[0] if styles else 1, width_multiplier=width,
         conditioning_units=conditioning.units, conditioning_layers=conditioning.num_layers,
         conditioning_activation=keras.activations.serialize(conditioning.activation),
