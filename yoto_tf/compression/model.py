@@ -329,6 +329,23 @@ class CompressionModel(keras.Model):
         }
 
 
+def build_network(
+    loss_space=None,
+    num_filters: int = 128,
+    num_latent: int = 192,
+    conditioning_units: int = 256,
+    seed: int | None = None,
+    mean_scale: bool = False,
+    mixed_quantization: bool = False,
+) -> CompressionModel:
+    """A new, built :class:`CompressionModel` (the conditioned network; see
+    ``training.build_model`` for the training wrapper). Arguments as the class's."""
+    network = CompressionModel(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
+                               mean_scale=mean_scale, mixed_quantization=mixed_quantization)
+    network.build()
+    return network
+
+
 def bits_per_example(likelihood):
     """likelihood [B, ...] -> -sum log2(likelihood) per example [B]."""
     flat = ops.reshape(likelihood, (ops.shape(likelihood)[0], -1))
