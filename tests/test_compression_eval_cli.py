@@ -303,6 +303,19 @@ def test_bjontegaard_table_and_fixed_lambda_comparison():
         assert row["variable_rate_change_percent_at_equal_psnr"] == pytest.approx(100 * (1 / 1.1 - 1), abs=1e-6)
 
 
+def test_bjontegaard_table_compares_recipes_against_a_reference_model():
+    def rate(psnr_db, factor):
+        return factor * math.exp(0.17 * psnr_db - 6.6)
+
+    psnrs = [27.0, 30.0, 33.0, 36.0]
+    means = ([_mean_row("base", "variable", 0.001 * 2**i, rate(p, 1.0), p) for i, p in enumerate(psnrs)]
+             + [_mean_row("better", "variable", 0.001 * 2**i, rate(p, 0.8), p) for i, p in enumerate(psnrs)])
+    table = {(row["test"], row["anchor"]): row
+             for row in evaluation.bjontegaard_table(evaluation.curves(means), reference="base")}
+    assert set(table) == {("better", "base")}
+    assert table["better", "base"]["bd_rate_psnr_percent"] == pytest.approx(-20.0, abs=1e-6)
+
+
 def test_bjontegaard_row_flags_a_curve_whose_quality_falls_with_rate():
     jpeg = evaluation.Curve("jpeg", np.array([0.2, 0.5, 1.0, 2.0]), np.array([24.0, 29.0, 33.0, 38.0]), None)
     erratic = evaluation.Curve("vbr", np.array([0.3, 0.4, 0.6, 0.9]), np.array([27.0, 30.0, 29.0, 33.0]), None)

@@ -70,7 +70,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list(
     "models", [],
     "Variable-rate (lambda-conditioned) model.keras files, run directories holding one, or "
-    "shipped model names, evaluated at every --lambdas.",
+    "shipped model names, evaluated at every --lambdas. With several, BD-rates are also given "
+    "against the first.",
 )
 flags.DEFINE_list(
     "fixed_models", [],
@@ -295,7 +296,8 @@ def run_evaluation(
 
     means = mean_rows(rows)
     all_curves = curves(means)
-    bd_rows = bjontegaard_table(all_curves)
+    variable = [codec.label for codec in codecs if codec.kind == "variable"]
+    bd_rows = bjontegaard_table(all_curves, reference=variable[0] if len(variable) > 1 else None)
     fixed_rows = fixed_point_comparison(means, all_curves)
     results = {
         "config": {

@@ -258,14 +258,16 @@ def bjontegaard_row(test: Curve, anchor: Curve) -> dict:
     return row
 
 
-def bjontegaard_table(all_curves: dict[str, Curve]) -> list[dict]:
-    """Each variable model vs JPEG, WebP and the fixed-lambda curve; the fixed-lambda curve vs
-    JPEG and WebP; WebP vs JPEG. Curves of fewer than 2 points are left out."""
+def bjontegaard_table(all_curves: dict[str, Curve], reference: str | None = None) -> list[dict]:
+    """Each variable model vs JPEG, WebP, the fixed-lambda curve and the ``reference`` model
+    (e.g. the first of several, to compare recipes); the fixed-lambda curve vs JPEG and WebP;
+    WebP vs JPEG. Curves of fewer than 2 points are left out."""
     usable = {name: curve for name, curve in all_curves.items() if len(curve.bpp) >= 2}
+    anchors = ("jpeg", "webp", FIXED_CURVE) + ((reference,) if reference else ())
     pairs = [("webp", "jpeg")] + [
         (test, anchor)
         for test in usable if test not in ("jpeg", "webp")
-        for anchor in ("jpeg", "webp", FIXED_CURVE) if anchor != test
+        for anchor in anchors if anchor != test and not (test == FIXED_CURVE and anchor == reference)
     ]
     return [
         bjontegaard_row(usable[test], usable[anchor])
