@@ -19,6 +19,11 @@ rules (mobile/gpu_delegate.py); the result goes to the sidecar.
 A compression model (yoto_tf.compression.CompressionModel .keras) gets its analysis and
 synthesis transforms exported instead (mobile/compression.py: ``<model>_analysis_*`` and
 ``<model>_synthesis_*``, signatures ``analysis`` and ``synthesis``).
+
+``--lambda_map`` exports the variant whose ``loss_weights`` is a MAP (mobile/lambda_maps.py):
+float32 [1, H/4, W/4, k] for a style model (``<model>_lambda_map_<variant>.tflite``, the
+network's per-pixel twin), [1, H/16, W/16, k] for the compression transforms
+(``<model>_analysis_lambda_map_*``, ``<model>_synthesis_lambda_map_*``); fixed size only.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ def define_flags():
                       f"int8=0.08. Defaults: {parity.TOLERANCES}.")
     flags.DEFINE_integer("num_styles", None, "Number of styles of a multi-style model "
                          "(read from the model when omitted).")
+    flags.DEFINE_bool("lambda_map", False, "Export the variant whose loss_weights input is a map "
+                      "[1, H/s, W/s, k] (s = 4 for style transfer, 16 for compression), one "
+                      "weighting per cell; needs a fixed --image_size.")
 
 
 def _parse_tolerances(items: Sequence[str]) -> dict[str, float]:
@@ -80,6 +88,8 @@ def main(argv):
     if not FLAGS.model or not FLAGS.out:
         raise app.UsageError("--model and --out are required.")
     try:
+        if FLAGS.lambda_map and FLAGS.dynamic_size:
+            raise ValueError("--lambda_map exports a fixed-size graph; drop --dynamic_size.")
         path = pretrained.resolve_model_path(FLAGS.model)
         model = load_model(path)
         options = dict(
@@ -89,7 +99,7 @@ def main(argv):
             num_parity_images=FLAGS.num_parity_images, num_lambdas=FLAGS.num_lambdas,
             calibration_samples=FLAGS.calibration_samples,
             tolerances=_parse_tolerances(FLAGS.tolerance),
-            source_model=os.path.basename(path),
+            source_model=os.path.basename(path), lambda_map=FLAGS.lambda_map,
         )
         if compression.is_compression_model(model):
             results = compression.convert_compression(model, FLAGS.out, **options)

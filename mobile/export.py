@@ -15,7 +15,7 @@ from mobile.model_io import IMAGE, LOSS_WEIGHTS, STYLE_INDEX, ModelInputs
 
 
 def input_specs(
-    inputs: ModelInputs, image_size: int | None, downsampling: int = 1
+    inputs: ModelInputs, image_size: int | None, downsampling: int = 1, map_stride: int = 1,
 ) -> dict[str, tf.TensorSpec]:
     """TensorSpecs of the exported signature, batch size 1, keyed by input name.
 
@@ -25,10 +25,12 @@ def input_specs(
         spatial size, divided by ``downsampling``); None exports dynamic H and W.
       downsampling: spatial factor between ``image`` and the other data inputs (e.g. 16
         for a compression latent).
+      map_stride: for a lambda-map model, the factor between ``image_size`` and the map.
 
     Returns:
       ``{name: TensorSpec}``: data inputs float32 [1, H, W, C], ``loss_weights`` float32
-      [1, k], ``style_index`` int32 [1] for multi-style models.
+      [1, k] (a map: [1, ceil(H / map_stride), ceil(W / map_stride), k]), ``style_index``
+      int32 [1] for multi-style models.
     """
     specs = {}
     for name, shape in inputs.data_inputs.items():
@@ -38,9 +40,11 @@ def input_specs(
                 side = image_size if name == IMAGE else image_size // downsampling
             shape = (side, side, shape[-1])
         specs[name] = tf.TensorSpec([1, *shape], tf.float32, name=name)
-    specs[LOSS_WEIGHTS] = tf.TensorSpec(
-        [1, inputs.loss_space.size], tf.float32, name=LOSS_WEIGHTS
-    )
+    lam_shape = [1, inputs.loss_space.size]
+    if inputs.lambda_map:
+        side = None if image_size is None else -(-image_size // map_stride)
+        lam_shape = [1, side, side, inputs.loss_space.size]
+    specs[LOSS_WEIGHTS] = tf.TensorSpec(lam_shape, tf.float32, name=LOSS_WEIGHTS)
     if inputs.num_styles:
         specs[STYLE_INDEX] = tf.TensorSpec([1], tf.int32, name=STYLE_INDEX)
     return specs

@@ -105,10 +105,22 @@ def build(
 
     Args:
       inputs, outputs: ``{"name", "dtype", "shape" (-1 = any size), ...}`` per tensor, with
-        optional ``"range"`` ([lo, hi] of the values) and ``"description"``.
+        optional ``"range"`` ([lo, hi] of the values) and ``"description"``; a lambda-map
+        ``loss_weights`` input has ``"kind": "lambda_map"`` and ``"map_stride"`` (pixels per cell).
       loss_space: the model's yoto_tf LossSpace.
       parity: the parity gate's report; gpu_delegate: mobile.gpu_delegate's report.
     """
+    conditioning = (
+        "Feed RAW coefficient values (not slider positions, not logs) as loss_weights, "
+        "ordered by 'index'. The model normalizes them itself: log for log_uniform "
+        "coefficients, then scaled so [low, high] maps to [-1, 1]; fixed ones map to 0."
+    )
+    maps = [i for i in inputs if i.get("kind") == "lambda_map"]
+    if maps:
+        conditioning += (
+            f" loss_weights is a MAP of shape {maps[0]['shape']}: one such vector per cell of "
+            f"{maps[0]['map_stride']}x{maps[0]['map_stride']} pixels (see the input's description)."
+        )
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -121,11 +133,7 @@ def build(
         "outputs": [dict(o) for o in outputs],
         "num_styles": int(num_styles),
         "coefficients": coefficient_entries(loss_space),
-        "conditioning": (
-            "Feed RAW coefficient values (not slider positions, not logs) as loss_weights, "
-            "ordered by 'index'. The model normalizes them itself: log for log_uniform "
-            "coefficients, then scaled so [low, high] maps to [-1, 1]; fixed ones map to 0."
-        ),
+        "conditioning": conditioning,
         "parity": dict(parity) if parity else None,
         "gpu_delegate": dict(gpu_delegate) if gpu_delegate else None,
     }

@@ -3,7 +3,8 @@
 An exportable model is a Keras model whose inputs are NAMED:
 
 * ``loss_weights``: float32 [B, k], the raw loss coefficients lambda in the order of the
-  model's LossSpace (``yoto_tf.find_loss_space(model).names``);
+  model's LossSpace (``yoto_tf.find_loss_space(model).names``), or a lambda map
+  [B, h, w, k] (one weighting per cell, see mobile/lambda_maps.py);
 * ``style_index`` (optional): int32 [B], which style of a multi-style model to apply;
 * one or more float32 data inputs, e.g. ``image`` [B, H, W, 3] in [0, 1] (the style
   transformer, the compression analysis transform) or a latent [B, h, w, M] (the
@@ -84,11 +85,13 @@ class ModelInputs:
       data_inputs: ``{name: shape}`` of the float inputs other than ``loss_weights``, shapes
         without the batch axis (``None`` for dynamic sizes), e.g. ``{"image": (None, None, 3)}``.
       num_styles: number of styles when the model has a ``style_index`` input, else 0.
+      lambda_map: True when ``loss_weights`` is a map [B, h, w, k].
     """
 
     loss_space: LossSpace
     data_inputs: dict
     num_styles: int = 0
+    lambda_map: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -128,10 +131,11 @@ def read_inputs(model: keras.Model, num_styles: int | None = None) -> ModelInput
             f"input keras.Input(({space.size},), name={LOSS_WEIGHTS!r})."
         )
     lam_shape = tuple(by_name[LOSS_WEIGHTS].shape[1:])
-    if lam_shape != (space.size,):
+    if lam_shape[-1:] != (space.size,) or len(lam_shape) not in (1, 3):
         raise ModelFileError(
             f"Input {LOSS_WEIGHTS!r} has shape {lam_shape} per example, but the model's "
-            f"LossSpace has {space.size} coefficients ({', '.join(space.names)})."
+            f"LossSpace has {space.size} coefficients ({', '.join(space.names)}): expected "
+            f"({space.size},) or a map (h, w, {space.size})."
         )
     if len(getattr(model, "outputs", None) or []) != 1:
         raise ModelFileError(
@@ -158,7 +162,7 @@ def read_inputs(model: keras.Model, num_styles: int | None = None) -> ModelInput
                 f"Model {model.name!r} has a {STYLE_INDEX!r} input but its number of styles "
                 "could not be read; pass it explicitly (--num_styles)."
             )
-    return ModelInputs(space, data_inputs, styles)
+    return ModelInputs(space, data_inputs, styles, lambda_map=len(lam_shape) == 3)
 
 
 def _num_styles(model: keras.Model) -> int:

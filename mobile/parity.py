@@ -130,7 +130,12 @@ def signature_runner(tflite: bytes, signature_key: str, num_threads: int = 2):
 
 
 def _describe(case: Mapping[str, np.ndarray]) -> str:
-    parts = [f"lambda={np.round(case[LOSS_WEIGHTS][0], 4).tolist()}"]
+    lam = np.asarray(case[LOSS_WEIGHTS])
+    if lam.ndim == 4:  # a lambda map: its range, not every cell
+        parts = [f"lambda map {list(lam.shape)} from {np.round(lam.min(axis=(0, 1, 2)), 4).tolist()} "
+                 f"to {np.round(lam.max(axis=(0, 1, 2)), 4).tolist()}"]
+    else:
+        parts = [f"lambda={np.round(lam[0], 4).tolist()}"]
     if STYLE_INDEX in case:
         parts.append(f"style={int(case[STYLE_INDEX][0])}")
     shapes = [f"{n}{list(v.shape)}" for n, v in case.items() if n not in (LOSS_WEIGHTS, STYLE_INDEX)]

@@ -7,9 +7,9 @@ from typing import Callable, Sequence
 
 import keras
 
-from mobile import parity, pipeline, samples
+from mobile import lambda_maps, parity, pipeline, samples
 from mobile.export import input_specs
-from mobile.model_io import IMAGE, ModelFileError, read_inputs
+from mobile.model_io import IMAGE, LOSS_WEIGHTS, ModelFileError, read_inputs
 
 SIGNATURE_KEY = "stylize"
 OUTPUT_NAME = "stylized"
@@ -24,12 +24,25 @@ def style_target(
     num_lambdas: int = parity.MIN_LAMBDA_SETTINGS,
     calibration_samples: int = 64,
     num_styles: int | None = None,
+    lambda_map: bool = False,
 ) -> pipeline.ExportTarget:
     """The export target of a style network: signature ``stylize``, output ``stylized``.
+
+    With ``lambda_map`` the network's per-pixel twin is exported
+    (``yoto_tf.style_transfer.transformer.lambda_map_network``; ``model`` may be either):
+    its ``loss_weights`` is a map [1, H/4, W/4, k] (mobile/lambda_maps.py) and the files are
+    named ``<name>_lambda_map_<variant>``.
 
     Raises:
       ModelFileError: ``model`` is not an exportable yoto_tf model with an image input.
     """
+    if lambda_map and not read_inputs(model, num_styles).lambda_map:
+        from yoto_tf.style_transfer.transformer import lambda_map_network  # pylint: disable=import-outside-toplevel
+
+        try:
+            model = lambda_map_network(model)
+        except ValueError as error:
+            raise ModelFileError(f"--lambda_map: {error}") from None
     inputs = read_inputs(model, num_styles)
     if IMAGE not in inputs.data_inputs:
         raise ModelFileError(
@@ -41,25 +54,31 @@ def style_target(
     image_notes = {"range": [0.0, 1.0]}
     if dynamic_size:  # an app must round H and W to a multiple the network accepts
         image_notes["size_multiple"] = samples.SIZE_MULTIPLE
+    space = inputs.loss_space
+    parity_cases = parity.parity_cases(
+        [{IMAGE: x} for x in parity_images], space, inputs.num_styles, num_lambdas)
+    selection = samples.selection_cases(calibration_images, space, inputs.num_styles, num_parity_images)
+    calibration = samples.calibration_data(calibration_images, space, calibration_samples, inputs.num_styles)
+    notes = {IMAGE: image_notes, OUTPUT_NAME: {"range": [0.0, 1.0]}}
+    stride = lambda_maps.STYLE_MAP_STRIDE
+    if inputs.lambda_map:
+        parity_cases = lambda_maps.map_cases(parity_cases, space, IMAGE, stride)
+        selection = lambda_maps.map_cases(selection, space, IMAGE, stride, seed=100)
+        calibration = lambda_maps.map_calibration(calibration, space, IMAGE, stride)
+        notes[LOSS_WEIGHTS] = lambda_maps.sidecar_note(stride, IMAGE)
+        name += lambda_maps.FILE_SUFFIX
     return pipeline.ExportTarget(
         model=model,
         file_stem=name,
         signature_key=SIGNATURE_KEY,
         output_name=OUTPUT_NAME,
-        specs=input_specs(inputs, None if dynamic_size else image_size),
-        loss_space=inputs.loss_space,
+        specs=input_specs(inputs, None if dynamic_size else image_size, map_stride=stride),
+        loss_space=space,
         num_styles=inputs.num_styles,
-        parity_cases=parity.parity_cases(
-            [{IMAGE: x} for x in parity_images], inputs.loss_space, inputs.num_styles,
-            num_lambdas,
-        ),
-        selection_cases=samples.selection_cases(
-            calibration_images, inputs.loss_space, inputs.num_styles, num_parity_images
-        ),
-        calibration=samples.calibration_data(
-            calibration_images, inputs.loss_space, calibration_samples, inputs.num_styles
-        ),
-        tensor_notes={IMAGE: image_notes, OUTPUT_NAME: {"range": [0.0, 1.0]}},
+        parity_cases=parity_cases,
+        selection_cases=selection,
+        calibration=calibration,
+        tensor_notes=notes,
     )
 
 
