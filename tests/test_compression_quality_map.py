@@ -1,6 +1,9 @@
 """Quality maps in the compression codec: a lambda per region, stored in the file."""
 
 import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -215,6 +218,31 @@ def test_roi_evidence_compares_with_the_uniform_file_of_the_same_size(trained):
     assert result.cost_outside_db > 0
     summary = roi_evaluation.summary([result])
     assert summary["images_gaining_inside"] == 1 and set(result.row()) == set(roi_evaluation.FIELDS)
+
+
+@pytest.mark.slow
+def test_map_files_decode_to_the_same_symbols_in_another_process(trained, tmp_path):
+    """Eigen instead of oneDNN and one thread on the decoding side: the entropy parameters
+    it derives from the stored map still give exactly the encoder's symbols."""
+    codec, path = trained
+    image = skimage.data.chelsea()[:150, :230]
+    lams = np.where(roi_evaluation.centre_roi(*image.shape[:2]), HIGH, LOW)
+    (tmp_path / "map.yotc").write_bytes(compress_image(codec, image, lambda_map=lams))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = f"""
+        import numpy as np, tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        from yoto_tf.compression import load_compression_model
+        codec = load_compression_model({path!r})
+        np.save({str(tmp_path / "y.npy")!r}, codec.decode(open({str(tmp_path / "map.yotc")!r}, "rb").read())[0])
+        """
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=repo, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": repo,
+                                                       "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, lam_map = codec.quality_map(lams, *image.shape[:2])
+    expected, _ = codec.quantize_latents(*codec.analyze(image, lam_map), lam_map)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), expected)
 
 
 # ------------------------------------------------------------------------ the CLI
