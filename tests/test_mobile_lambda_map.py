@@ -18,8 +18,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _style_network():
-    build = getattr(transformer, "build_network", None) or transformer.build_transformer
-    return build(style_transfer_loss_space(), width_multiplier=0.125)
+    return transformer.build_network(style_transfer_loss_space(), width_multiplier=0.125)
 
 
 def _runner(result, key):
