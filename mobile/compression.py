@@ -43,7 +43,7 @@ LATENT_STRIDE = 16
 
 
 def is_compression_model(model: keras.Model) -> bool:
-    """True for a yoto_tf CompressionModel (it has analysis and synthesis transforms)."""
+    """True for a yoto_tf CompressionNetwork (it has analysis and synthesis transforms)."""
     return all(hasattr(model, attr) for attr in ("analysis", "synthesis", "conditioning"))
 
 
@@ -85,7 +85,7 @@ def compression_targets(
     calibration_samples: int = 32,
     lambda_map: bool = False,
 ) -> list[pipeline.ExportTarget]:
-    """The two export targets (analysis, synthesis) of a CompressionModel (with
+    """The two export targets (analysis, synthesis) of a CompressionNetwork (with
     ``lambda_map``: their lambda-map variants, see the module docstring)."""
     if image_size % LATENT_STRIDE:
         raise ValueError(f"--image_size must be a multiple of {LATENT_STRIDE}, got {image_size}.")

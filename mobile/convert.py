@@ -16,7 +16,7 @@ tolerance (mobile/parity.py TOLERANCES, or --tolerance) is NOT written and makes
 command exit with status 1. Every variant is also checked against the GPU delegate's op
 rules (mobile/gpu_delegate.py); the result goes to the sidecar.
 
-A compression model (yoto_tf.compression.CompressionModel .keras) gets its analysis and
+A compression model (yoto_tf.compression.CompressionNetwork .keras) gets its analysis and
 synthesis transforms exported instead (mobile/compression.py: ``<model>_analysis_*`` and
 ``<model>_synthesis_*``, signatures ``analysis`` and ``synthesis``).
 

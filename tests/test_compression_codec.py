@@ -18,7 +18,7 @@ from PIL import Image
 from trainers import compression as cli
 from yoto_tf.compression import (
     CompressionCodec,
-    CompressionModel,
+    CompressionNetwork,
     CorruptFileError,
     ModelMismatchError,
     compress_image,
@@ -42,7 +42,7 @@ HEADER_BITS = 8 * container.header_size(2, 2)
 
 def _small_model(space=None, seed=0):
     keras.utils.set_random_seed(seed)
-    model = CompressionModel(space or compression_loss_space(TEST_LAMBDAS), 16, 24, 16, seed=seed)
+    model = CompressionNetwork(space or compression_loss_space(TEST_LAMBDAS), 16, 24, 16, seed=seed)
     model.build()
     return model
 
@@ -68,7 +68,7 @@ def trained(tmp_path_factory):
     """A small model trained briefly (700 steps of 64x64 patches, ~35 s on 2 idle cores)."""
     keras.utils.set_random_seed(0)
     space = compression_loss_space(TEST_LAMBDAS)
-    network = CompressionModel(space, 24, 32, 32, seed=0)
+    network = CompressionNetwork(space, 24, 32, 32, seed=0)
     model = LossConditionalModel(network, rate_distortion_terms, seed=0)
     model.compile(keras.optimizers.Adam(3e-3, global_clipnorm=1.0))
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import skimage.data
 from PIL import Image
 
 from yoto_tf.compression import (
-    CompressionModel,
+    CompressionNetwork,
     compression_loss_space,
     diagnostics,
     estimate_bpp,
@@ -25,7 +25,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    network = CompressionModel(compression_loss_space((1e-3, 1e-1)), 16, 24, 16, seed=0, mean_scale=True)
+    network = CompressionNetwork(compression_loss_space((1e-3, 1e-1)), 16, 24, 16, seed=0, mean_scale=True)
     network.build()
     # Give the FiLM layers a lambda dependence, as training would.
     for film in network.synthesis.films:

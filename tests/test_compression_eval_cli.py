@@ -145,7 +145,7 @@ def tiny_models(tmp_path_factory):
     """Untrained tiny compression models saved as .keras: one variable-rate, two fixed-lambda.
 
     Untrained weights give a real (if poor) codec: the evaluation only needs bitstreams."""
-    from yoto_tf.compression import CompressionModel, compression_loss_space
+    from yoto_tf.compression import CompressionNetwork, compression_loss_space
 
     root = tmp_path_factory.mktemp("models")
     spaces = {
@@ -155,7 +155,7 @@ def tiny_models(tmp_path_factory):
     }
     paths = {}
     for seed, (name, space) in enumerate(spaces.items()):
-        network = CompressionModel(space, num_filters=8, num_latent=8, conditioning_units=16, seed=seed)
+        network = CompressionNetwork(space, num_filters=8, num_latent=8, conditioning_units=16, seed=seed)
         network.build()
         paths[name] = str(root / name / "model.keras")
         os.makedirs(os.path.dirname(paths[name]))

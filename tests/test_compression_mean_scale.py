@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from yoto_tf.compression import (
-    CompressionModel,
+    CompressionNetwork,
     compress_image,
     compression_loss_space,
     decompress_image,
@@ -24,7 +24,7 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 def _model(**options):
     keras.utils.set_random_seed(0)
-    model = CompressionModel(compression_loss_space((1e-4, 1e-2)), 16, 24, 16, seed=0, **options)
+    model = CompressionNetwork(compression_loss_space((1e-4, 1e-2)), 16, 24, 16, seed=0, **options)
     model.build()
     return model
 

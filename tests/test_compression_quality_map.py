@@ -15,7 +15,7 @@ from PIL import Image
 
 from trainers import compression as cli
 from yoto_tf.compression import (
-    CompressionModel,
+    CompressionNetwork,
     CorruptFileError,
     compress_image,
     compression_loss_space,
@@ -47,7 +47,7 @@ def _left_right(shape, left, right):
 def untrained():
     """A small untrained model whose FiLM kernels are random, so lambda changes every layer."""
     keras.utils.set_random_seed(0)
-    model = CompressionModel(compression_loss_space((LOW, HIGH)), 16, 24, 16, seed=0)
+    model = CompressionNetwork(compression_loss_space((LOW, HIGH)), 16, 24, 16, seed=0)
     model.build()
     rng = np.random.default_rng(0)
     for weight in model.weights:
@@ -61,7 +61,7 @@ def trained(tmp_path_factory):
     """A small model trained briefly with one lambda per example (700 steps of 64x64, about
     30 s on 2 cores), as in test_compression_codec.py."""
     keras.utils.set_random_seed(0)
-    network = CompressionModel(compression_loss_space((LOW, HIGH)), 24, 32, 32, seed=0)
+    network = CompressionNetwork(compression_loss_space((LOW, HIGH)), 24, 32, 32, seed=0)
     model = LossConditionalModel(network, rate_distortion_terms, seed=0)
     model.compile(keras.optimizers.Adam(3e-3, global_clipnorm=1.0))
     rng = np.random.default_rng(0)

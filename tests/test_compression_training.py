@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from yoto_tf.compression.model import CompressionModel, compression_loss_space, rate_distortion_terms
+from yoto_tf.compression.model import CompressionNetwork, compression_loss_space, rate_distortion_terms
 from yoto_tf.compression.training import CompressionTrainingModel
 
 TINY = dict(num_filters=4, num_latent=4, conditioning_units=4)
@@ -16,7 +16,7 @@ def _loss(model, x, lam):
 
 def test_geometric_mean_weights_divide_each_example_by_sqrt_lambda():
     space = compression_loss_space((0.0018, 0.18))
-    network = CompressionModel(space, seed=0, **TINY)
+    network = CompressionNetwork(space, seed=0, **TINY)
     x = np.random.default_rng(0).uniform(size=(3, 64, 64, 3)).astype(np.float32)
     lam = np.array([[0.0018, 1.0], [0.018, 1.0], [0.18, 1.0]], np.float32)
     normalized = CompressionTrainingModel(network, space, geometric_mean_weights=True, seed=0)
@@ -35,7 +35,7 @@ def test_geometric_mean_weights_divide_each_example_by_sqrt_lambda():
 
 def test_fixed_lambda_model_is_only_rescaled():
     space = compression_loss_space(fixed_lambda=0.01)
-    network = CompressionModel(space, seed=0, **TINY)
+    network = CompressionNetwork(space, seed=0, **TINY)
     x = np.random.default_rng(1).uniform(size=(2, 64, 64, 3)).astype(np.float32)
     lam = np.array([[0.01, 1.0]] * 2, np.float32)
     loss, _ = _loss(CompressionTrainingModel(network, space, seed=0), x, lam)

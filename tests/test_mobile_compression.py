@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from mobile import compression, metadata, parity, tflite_graph
-from yoto_tf.compression.model import CompressionModel, compression_loss_space
+from yoto_tf.compression.model import CompressionNetwork, compression_loss_space
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    model = CompressionModel(compression_loss_space(), num_filters=8, num_latent=12, seed=0)
+    model = CompressionNetwork(compression_loss_space(), num_filters=8, num_latent=12, seed=0)
     model.build()
     rng = np.random.default_rng(0)
     for weight in model.weights:  # FiLM starts as the identity: make lambda matter

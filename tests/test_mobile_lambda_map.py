@@ -9,7 +9,7 @@ import pytest
 
 from mobile import compression, lambda_maps, metadata, parity, style_transfer, tflite_graph
 from mobile.model_io import read_inputs
-from yoto_tf.compression.model import CompressionModel, compression_loss_space
+from yoto_tf.compression.model import CompressionNetwork, compression_loss_space
 from yoto_tf.style_transfer import transformer
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space
 
@@ -37,7 +37,7 @@ def style_export(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def codec_export(tmp_path_factory):
-    model = CompressionModel(compression_loss_space(), num_filters=8, num_latent=12, seed=0)
+    model = CompressionNetwork(compression_loss_space(), num_filters=8, num_latent=12, seed=0)
     model.build()
     rng = np.random.default_rng(0)
     for weight in model.weights:  # FiLM starts as the identity: make lambda matter

@@ -16,7 +16,7 @@ from yoto_tf.compression.codec import (
 )
 from yoto_tf.compression.container import CorruptFileError
 from yoto_tf.compression.model import (
-    CompressionModel,
+    CompressionNetwork,
     compression_loss_space,
     rate_distortion_terms,
 )
@@ -24,7 +24,7 @@ from yoto_tf.compression.rate_control import RateControlResult, compress_to_targ
 
 __all__ = [
     "CompressionCodec",
-    "CompressionModel",
+    "CompressionNetwork",
     "CorruptFileError",
     "ModelMismatchError",
     "RateControlResult",

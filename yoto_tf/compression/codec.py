@@ -1,4 +1,4 @@
-"""Compressing images to bytes and back with a trained :class:`CompressionModel`.
+"""Compressing images to bytes and back with a trained :class:`CompressionNetwork`.
 
 Public API::
 
@@ -44,7 +44,7 @@ import keras
 import numpy as np
 
 from yoto_tf.compression import ans_coder, container, entropy_models, quality_map, tables
-from yoto_tf.compression.model import PAD_MULTIPLE, CompressionModel
+from yoto_tf.compression.model import PAD_MULTIPLE, CompressionNetwork
 
 MAX_PIXELS = 1 << 24
 """Largest image (pixels) the codec accepts (~16.8 MP, e.g. 4096 x 4096); the transforms
@@ -63,18 +63,18 @@ class ModelMismatchError(ValueError):
 
 
 class CompressionCodec:
-    """A trained CompressionModel plus everything built once for coding.
+    """A trained CompressionNetwork plus everything built once for coding.
 
     Attributes:
-      network: the Keras CompressionModel (float32).
+      network: the Keras CompressionNetwork (float32).
       loss_space: its LossSpace; ``lambda_range`` is the range of the ``distortion`` weight.
       fingerprint: 8 bytes identifying weights, config and codec constants.
     """
 
-    def __init__(self, network: CompressionModel):
-        if not isinstance(network, CompressionModel):
+    def __init__(self, network: CompressionNetwork):
+        if not isinstance(network, CompressionNetwork):
             raise TypeError(
-                f"expected a yoto_tf CompressionModel, got {type(network).__name__}; "
+                f"expected a yoto_tf CompressionNetwork, got {type(network).__name__}; "
                 "load a model.keras written by `python -m trainers.compression train`"
             )
         if not network.built:
@@ -299,7 +299,7 @@ _NOT_FINGERPRINTED = ("name", "seed", "trainable", "dtype", "mixed_quantization"
 """Config entries that do not change what the codec computes (mixed_quantization is training-only)."""
 
 
-def model_fingerprint(network: CompressionModel) -> bytes:
+def model_fingerprint(network: CompressionNetwork) -> bytes:
     """8 bytes of SHA-256 over the config, the codec constants and every weight."""
     digest = hashlib.sha256()
     config = {k: v for k, v in network.get_config().items() if k not in _NOT_FINGERPRINTED}
@@ -318,13 +318,13 @@ def _model_weights(network):
     return [w for w in network.weights if "float" in str(w.dtype)]
 
 
-def _float64_copy(network: CompressionModel) -> CompressionModel:
+def _float64_copy(network: CompressionNetwork) -> CompressionNetwork:
     """A float64 clone with the same weights (used for the scale indices only)."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float64")
     try:
         config = {**network.get_config(), "dtype": "float64"}
-        clone = CompressionModel.from_config(config)
+        clone = CompressionNetwork.from_config(config)
         clone.build()
     finally:
         keras.config.set_dtype_policy(previous)
@@ -333,11 +333,11 @@ def _float64_copy(network: CompressionModel) -> CompressionModel:
     return clone
 
 
-_CODECS: "weakref.WeakKeyDictionary[CompressionModel, CompressionCodec]" = weakref.WeakKeyDictionary()
+_CODECS: "weakref.WeakKeyDictionary[CompressionNetwork, CompressionCodec]" = weakref.WeakKeyDictionary()
 
 
 def as_codec(model) -> CompressionCodec:
-    """A CompressionCodec for a codec or a Keras CompressionModel (cached per model and
+    """A CompressionCodec for a codec or a Keras CompressionNetwork (cached per model and
     rebuilt if its weights changed)."""
     if isinstance(model, CompressionCodec):
         return model
@@ -363,9 +363,9 @@ def load_compression_model(path) -> CompressionCodec:
         network = keras.models.load_model(path)
     except Exception as err:  # Keras raises many types for a bad archive
         raise ValueError(f"cannot load compression model {path}: {err}") from err
-    if not isinstance(network, CompressionModel):
+    if not isinstance(network, CompressionNetwork):
         raise ValueError(
-            f"{path} holds a {type(network).__name__}, not a yoto_tf CompressionModel"
+            f"{path} holds a {type(network).__name__}, not a yoto_tf CompressionNetwork"
         )
     return CompressionCodec(network)
 

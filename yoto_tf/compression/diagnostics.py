@@ -40,7 +40,7 @@ def center_crops(images, size: int) -> list[tuple[str, np.ndarray]]:
 
 def transform_probe(model, images, lambdas: Sequence[float]) -> list[dict]:
     """One row per lambda (fields ``PROBE_FIELDS``), averaged over ``images`` (pairs of name
-    and uint8 [H, W, 3]). ``model``: a CompressionCodec or CompressionModel."""
+    and uint8 [H, W, 3]). ``model``: a CompressionCodec or CompressionNetwork."""
     codec = codec_lib.as_codec(model)
     rows = []
     for lam in lambdas:

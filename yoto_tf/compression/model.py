@@ -211,8 +211,9 @@ class MeanScaleHyperSynthesisTransform(_ConditionedStack):
         return {**super().get_config(), "num_filters": self.num_filters, "num_latent": self.num_latent}
 
 
-@keras.saving.register_keras_serializable(package="yoto_tf")
-class CompressionModel(keras.Model):
+# Registered under its former class name, so model files saved before the rename load.
+@keras.saving.register_keras_serializable(package="yoto_tf", name="CompressionModel")
+class CompressionNetwork(keras.Model):
     """Lambda-conditioned scale hyperprior: the network a LossConditionalModel trains.
 
     Args:
@@ -337,10 +338,10 @@ def build_network(
     seed: int | None = None,
     mean_scale: bool = False,
     mixed_quantization: bool = False,
-) -> CompressionModel:
-    """A new, built :class:`CompressionModel` (the conditioned network; see
+) -> CompressionNetwork:
+    """A new, built :class:`CompressionNetwork` (the conditioned network; see
     ``training.build_model`` for the training wrapper). Arguments as the class's."""
-    network = CompressionModel(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
+    network = CompressionNetwork(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
                                mean_scale=mean_scale, mixed_quantization=mixed_quantization)
     network.build()
     return network
@@ -357,7 +358,7 @@ def rate_distortion_terms(inputs, outputs):
 
     Args:
       inputs: x float32 [B, H, W, 3] in [0, 1].
-      outputs: the CompressionModel's dict.
+      outputs: the CompressionNetwork's dict.
 
     Returns:
       ``{"distortion": 255^2 * MSE [B], "rate": bits per pixel [B]}``.

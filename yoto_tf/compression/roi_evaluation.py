@@ -82,7 +82,7 @@ def roi_evidence(model, image, roi_mask, low: float | None = None, high: float |
     """Compares a two-valued quality map with the uniform lambda of the same file size.
 
     Args:
-      model: a CompressionCodec or CompressionModel.
+      model: a CompressionCodec or CompressionNetwork.
       image: uint8 [H, W, 3].
       roi_mask: bool [H, W] (any size: resized, nearest), True inside the region.
       low, high: lambdas outside / inside (default: the ends of the model's range).

@@ -29,11 +29,11 @@ from yoto_tf.training import LossConditionalModel
 
 
 class CompressionTrainingModel(LossConditionalModel):
-    """LossConditionalModel for a :class:`CompressionModel` (its rate-distortion terms),
+    """LossConditionalModel for a :class:`CompressionNetwork` (its rate-distortion terms),
     by default with weights normalized per example by their geometric mean.
 
     Args:
-      network: the CompressionModel (called on ``(x [B, P, P, 3], lam [B, k])``).
+      network: the CompressionNetwork (called on ``(x [B, P, P, 3], lam [B, k])``).
       loss_space: its LossSpace (``distortion``, ``rate``).
       geometric_mean_weights: divide each example's raw weights [k] by their geometric
         mean (see the module docstring). The logged metrics stay the unweighted
@@ -58,12 +58,12 @@ def build_model(
     mean_scale: bool = False,
     mixed_quantization: bool = False,
 ) -> CompressionTrainingModel:
-    """The uncompiled training model of a new :class:`CompressionModel` (the network is its
+    """The uncompiled training model of a new :class:`CompressionNetwork` (the network is its
     ``.network``): what ``trainers.compression`` trains and ``benchmarks.yoto_vs_fixed``
     compares, with the same weighting (geometric-mean normalization on by default).
 
     Pass ``compression_loss_space(fixed_lambda=lam)`` for a model trained at one lambda;
-    ``mean_scale`` and ``mixed_quantization`` are the CompressionModel options.
+    ``mean_scale`` and ``mixed_quantization`` are the CompressionNetwork options.
     """
     network = build_network(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
                             mean_scale=mean_scale, mixed_quantization=mixed_quantization)
