@@ -20,8 +20,8 @@ def test_pool_is_the_rendered_split_in_8_bits_whatever_the_worker_count(monkeypa
 def test_pool_refuses_bad_requests():
     with pytest.raises(ValueError, match="num_examples must be positive, got 0"):
         pool.render_pool(0, 16)
-    with pytest.raises(ValueError, match="Unknown shapes split 'validation'"):
-        pool.render_pool(4, 16, split="validation")
+    with pytest.raises(ValueError, match="Unknown shapes split 'holdout'"):
+        pool.render_pool(4, 16, split="holdout")
 
 
 def test_batches_visit_every_example_once_per_pass_in_a_seeded_order():
