@@ -1,0 +1,76 @@
+"""The shipped compression model: by name, as the default of compress/decompress, and
+coding that behaves (quality and size rise with lambda, exact round trips)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from yoto_tf import pretrained
+from yoto_tf.compression import (
+    CompressionNetwork,
+    compress_image,
+    decompress_image,
+    load_compression_model,
+    reconstruct_image,
+)
+from yoto_tf.compression.metrics import psnr
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    entry = pretrained.default_model("compression")
+    return entry, load_compression_model(pretrained.verify(entry))
+
+
+def test_the_shipped_compression_model_is_listed_verified_and_loads(shipped):
+    entry, codec = shipped
+    assert entry.task == "compression" and os.path.isfile(entry.card_path)
+    assert os.path.getsize(entry.path) <= pretrained.MAX_SHIPPED_BYTES["compression"]
+    assert isinstance(codec.network, CompressionNetwork)
+    assert codec.network.mean_scale
+    assert {w.dtype for w in codec.network.weights if "float" in str(w.dtype)} == {"float32"}
+    low, high = codec.lambda_range
+    assert low < high
+
+
+def test_quality_and_size_rise_with_lambda_on_a_photo_it_never_saw(shipped):
+    _, codec = shipped
+    image = skimage.data.astronaut()[64:320, 96:416]  # 256 x 320, not a multiple of 64 wide
+    low, high = codec.lambda_range
+    sizes, qualities = [], []
+    for lam in np.geomspace(low, high, 3):
+        data = compress_image(codec, image, lam)
+        decoded = decompress_image(codec, data)
+        np.testing.assert_array_equal(decoded, reconstruct_image(codec, image, lam))
+        sizes.append(len(data))
+        qualities.append(psnr(image, decoded))
+    assert sizes[0] < sizes[1] < sizes[2], sizes
+    assert qualities[0] < qualities[2], qualities
+    assert qualities[0] > 22.0  # a real codec, not noise
+
+
+def test_compress_and_decompress_use_the_shipped_model_when_none_is_given(shipped, tmp_path):
+    _, codec = shipped
+    image = skimage.data.coffee()[:128, :192]
+    Image.fromarray(image).save(tmp_path / "coffee.png")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "trainers.compression", *args], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=300, env=env)
+    lam = str(codec.lambda_range[0] * 3)
+    done = run("compress", f"--input={tmp_path / 'coffee.png'}", f"--out={tmp_path / 'c.yotc'}", f"--lambda={lam}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = run("decompress", f"--input={tmp_path / 'c.yotc'}", f"--out={tmp_path / 'c.png'}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    decoded = np.asarray(Image.open(tmp_path / "c.png"))
+    np.testing.assert_array_equal(decoded, reconstruct_image(codec, image, float(lam)))
+    bad = run("compress", "--model=no_such_model", f"--input={tmp_path / 'coffee.png'}",
+              f"--out={tmp_path / 'x.yotc'}", f"--lambda={lam}")
+    assert bad.returncode == 1 and "no_such_model" in bad.stderr and "Traceback" not in bad.stderr
