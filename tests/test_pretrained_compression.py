@@ -40,6 +40,16 @@ def test_the_shipped_compression_model_is_listed_verified_and_loads(shipped):
     assert low < high
 
 
+def test_load_network_by_name_in_a_fresh_process():
+    # pretrained.load_network must register the compression classes itself.
+    code = ("from yoto_tf import pretrained; n = pretrained.load_network('mean_scale_64'); "
+            "print(type(n).__name__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "CompressionNetwork"
+
+
 def test_quality_and_size_rise_with_lambda_on_a_photo_it_never_saw(shipped):
     _, codec = shipped
     image = skimage.data.astronaut()[64:320, 96:416]  # 256 x 320, not a multiple of 64 wide

@@ -17,6 +17,7 @@ title, artist, date, source and licence.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 
@@ -136,9 +137,15 @@ def resolve_model_path(name_or_path: str) -> str:
     return verify(get_model(name_or_path))
 
 
+_TASK_MODULES = ("yoto_tf.style_transfer.transformer", "yoto_tf.compression.model", "yoto_tf.beta_vae.model")
+"""Modules whose import registers the tasks' Keras classes (needed before loading a file)."""
+
+
 def load_network(name_or_path: str) -> keras.Model:
     """Loads a shipped model by name, or a ``.keras`` file by path, computing in float32."""
     path = resolve_model_path(name_or_path)
+    for module in _TASK_MODULES:
+        importlib.import_module(module)
     try:
         return keras.saving.load_model(path)
     except (OSError, ValueError) as error:
