@@ -377,8 +377,7 @@ def main(argv):
         else:
             decompress()
     except CommandError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        cli.fail(f"compression {argv[1]}", err)
 
 
 def _parse_flags(argv):
@@ -395,8 +394,7 @@ def _parse_flags(argv):
                            f"(see: python -m trainers.compression {command} --help)")
     except flags.Error as err:
         message = str(err)
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(1)
+    cli.fail(f"compression {command}", message)
 
 
 def _command_has_flag(command: str, name: str) -> bool:
