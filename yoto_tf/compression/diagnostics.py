@@ -79,11 +79,10 @@ def film_spread(model, lambdas: Sequence[float]) -> dict:
     transforms = (network.analysis, network.synthesis, network.hyper_analysis, network.hyper_synthesis)
     per_lambda = []
     for lam in lambdas:
-        emb = network.embed(codec.lambda_vector(lam)[None])
+        c = np.asarray(network.embed(codec.lambda_vector(lam)[None]))
         scales, shifts = [], []
         for transform in transforms:
             for film in transform.films:
-                c = np.asarray(emb)
                 scales.append((c @ np.asarray(film.scale_kernel) + np.asarray(film.scale_bias)).ravel())
                 shifts.append((c @ np.asarray(film.shift_kernel) + np.asarray(film.shift_bias)).ravel())
         per_lambda.append((np.concatenate(scales), np.concatenate(shifts)))

@@ -380,23 +380,37 @@ MATCHED_FIELDS = ("image", "target_bpp", "lambda", "bpp", "psnr", "webp_psnr", "
 WEBP_CURVE_QUALITIES = tuple(range(0, 101, 2))
 
 
+def webp_curve(image: np.ndarray, qualities: Sequence[int] = WEBP_CURVE_QUALITIES):
+    """WebP's (Pillow) rate-PSNR curve of ``image``: (bpp, PSNR) float arrays [Q], sorted by
+    rate, PSNR made non-decreasing (the best quality reachable at or below each rate)."""
+    points = sorted((encode.bpp, psnr(image, encode.reconstruction))
+                    for encode in (encode_decode(image, "webp", q) for q in qualities))
+    rates, quality = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    return rates, np.maximum.accumulate(quality)
+
+
+def psnr_on_curve(curve, bpp: float) -> float | None:
+    """PSNR at ``bpp`` interpolated linearly on a :func:`webp_curve`; None outside its rates."""
+    rates, quality = curve
+    if not rates[0] <= bpp <= rates[-1]:
+        return None
+    return float(np.interp(bpp, rates, quality))
+
+
 def webp_psnr_at(image: np.ndarray, bpp: float, qualities: Sequence[int] = WEBP_CURVE_QUALITIES) -> float | None:
     """WebP's PSNR on ``image`` at ``bpp`` bits per pixel, interpolated linearly on that
     image's own WebP rate-PSNR curve (Pillow, the given qualities); None if ``bpp`` lies
     outside the rates WebP reaches on this image."""
-    points = sorted((encode.bpp, psnr(image, encode.reconstruction))
-                    for encode in (encode_decode(image, "webp", q) for q in qualities))
-    rates, quality = np.array([p[0] for p in points]), np.array([p[1] for p in points])
-    if not rates[0] <= bpp <= rates[-1]:
-        return None
-    return float(np.interp(bpp, rates, np.maximum.accumulate(quality)))
+    return psnr_on_curve(webp_curve(image, qualities), bpp)
 
 
 def matched_rate_comparison(codec: LearnedCodec, images, target_bpps: Sequence[float],
                             log: Callable[[str], None] = print) -> list[dict]:
     """One row per (image, target bpp): the model compressed with rate control to the target
     (``rate_control.compress_to_target``, real file), decoded, and WebP's PSNR at the very
-    bpp the model's file reached (:func:`webp_psnr_at`). ``psnr_gain_db`` > 0: the model wins."""
+    bpp the model's file reached (:func:`webp_psnr_at`). ``psnr_gain_db`` > 0: the model wins.
+    Each image's WebP curve is encoded once, for all targets."""
+    webp_curves = {name: webp_curve(image) for name, image in images}
     rows = []
     for target in target_bpps:
         for name, image in images:
@@ -404,7 +418,7 @@ def matched_rate_comparison(codec: LearnedCodec, images, target_bpps: Sequence[f
             result = compress_to_target(codec.model, image, target_bytes_for_bpp(target, height, width))
             bpp = len(result.data) * 8.0 / (height * width)
             quality = psnr(image, decompress_image(codec.model, result.data))
-            webp = webp_psnr_at(image, bpp)
+            webp = psnr_on_curve(webp_curves[name], bpp)
             rows.append({
                 "image": name, "target_bpp": float(target), "lambda": result.lam, "bpp": bpp,
                 "psnr": quality, "webp_psnr": webp,
