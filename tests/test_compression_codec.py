@@ -28,10 +28,8 @@ from yoto_tf.compression import (
     decompress_image,
     estimate_bpp,
     load_compression_model,
-    rate_distortion_terms,
     reconstruct_image,
 )
-from yoto_tf.training import LossConditionalModel
 
 FLAGS = flags.FLAGS
 cli.define_flags()  # train, compress and decompress: each command's own flags
@@ -64,24 +62,9 @@ def untrained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small model trained briefly (700 steps of 64x64 patches, ~35 s on 2 idle cores)."""
-    keras.utils.set_random_seed(0)
-    space = compression_loss_space(TEST_LAMBDAS)
-    network = CompressionNetwork(space, 24, 32, 32, seed=0)
-    model = LossConditionalModel(network, rate_distortion_terms, seed=0)
-    model.compile(keras.optimizers.Adam(3e-3, global_clipnorm=1.0))
-    rng = np.random.default_rng(0)
-    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
-    patches = []
-    for _ in range(700 * 8):
-        image = photos[rng.integers(len(photos))]
-        y, x = rng.integers(image.shape[0] - 64), rng.integers(image.shape[1] - 64)
-        patches.append(image[y : y + 64, x : x + 64])
-    model.fit(np.stack(patches).astype(np.float32) / 255.0, batch_size=8, epochs=1, verbose=0)
-    path = str(tmp_path_factory.mktemp("trained") / "model.keras")
-    network.save(path)
-    return load_compression_model(path), path
+def trained(trained_compression):
+    """The briefly trained small model of conftest.py (lambda range [1e-4, 1e-2])."""
+    return trained_compression
 
 
 # ------------------------------------------------------------------------ round trips
