@@ -335,3 +335,58 @@ def test_task_adapters_plug_in_with_the_tasks_public_builders(task, image_size, 
         assert not np.allclose(validation[swept.name], measurements[swept.name])  # other crops
     with pytest.raises(ValueError, match="Unknown evaluation split 'train'"):
         adapter.evaluate(model.network, lam, split="train")
+
+
+def _rd_rows(seed, label, approach, points):
+    """Result rows of one model: ``points`` = [(lambda, bpp, psnr)]; a fixed model has one."""
+    return [{"seed": seed, "model": label, "approach": approach, "eval_lambda": lam,
+             "trained_lambda": lam if approach == "fixed" else "", "rate": bpp, "psnr_db": psnr}
+            for lam, bpp, psnr in points]
+
+
+def test_bd_rate_rows_compare_each_yoto_curve_with_the_fixed_models_curve():
+    """Per seed: the fixed models' points at their own lambdas form the anchor curve; a YOTO
+    curve with the same qualities at 0.9x (seed 0) and 1.1x (seed 1) the rates is -10 % and
+    +10 % (BD-rate averages log rates); the mean row averages the seeds; curves that do not
+    overlap in quality get a note instead of a number."""
+    lambdas, bpps, psnrs = [0.01, 0.1, 1.0], [0.2, 0.5, 1.1], [26.0, 29.0, 32.0]
+    rows = []
+    for seed, factor in ((0, 0.9), (1, 1.1)):
+        for lam, bpp, psnr in zip(lambdas, bpps, psnrs):
+            rows += _rd_rows(seed, f"fixed_{lam:g}", "fixed", [(lam, bpp, psnr)])
+            # a fixed model evaluated at another lambda is the same point: must not enter the curve
+            rows += [dict(r, eval_lambda=other) for r in _rd_rows(seed, f"fixed_{lam:g}", "fixed", [(lam, bpp, psnr)])
+                     for other in lambdas if other != lam]
+        rows += _rd_rows(seed, "yoto_w1", "yoto", [(lam, bpp * factor, psnr) for lam, bpp, psnr in zip(lambdas, bpps, psnrs)])
+        rows += _rd_rows(seed, "yoto_w2", "yoto", [(lam, bpp, psnr + 20) for lam, bpp, psnr in zip(lambdas, bpps, psnrs)])
+    result = harness.bd_rate_rows(rows, ["yoto_w1", "yoto_w2"], "rate", "psnr_db")
+    by_key = {(r["model"], r["seed"]): r for r in result}
+    assert by_key[("yoto_w1", 0)]["bd_rate_percent"] == pytest.approx(-10.0, abs=1e-6)
+    assert by_key[("yoto_w1", 1)]["bd_rate_percent"] == pytest.approx(10.0, abs=1e-6)
+    assert by_key[("yoto_w1", "mean")]["bd_rate_percent"] == pytest.approx(0.0, abs=1e-6)
+    assert by_key[("yoto_w1", "mean")]["note"] == "2 of 2 seeds, range -10.00 .. +10.00 %"
+    assert by_key[("yoto_w2", 0)]["bd_rate_percent"] is None and by_key[("yoto_w2", 0)]["note"]
+    assert by_key[("yoto_w2", "mean")]["bd_rate_percent"] is None
+    lines = harness.report.bd_rate_lines(result, {"yoto_w1": "YOTO w x1", "yoto_w2": "YOTO w x2"}, "psnr_db")
+    assert lines == ["BD-rate (psnr_db) of YOTO w x1 vs the fixed models' curve: +0.00 % "
+                     "(mean over seeds; 2 of 2 seeds, range -10.00 .. +10.00 %)",
+                     "BD-rate (psnr_db) of YOTO w x2 vs the fixed models' curve: undefined "
+                     "(mean over seeds; 0 of 2 seeds)"]
+
+
+def test_compression_adapter_builds_the_chosen_recipe_and_records_it():
+    """--mean_scale / --mixed_quantization reach the network and the saved recipe (so a
+    model of another recipe is retrained), and stay out of other tasks' recipes."""
+    plain = harness.make_adapter("compression", harness.HarnessSettings(image_size=64))
+    chosen = harness.make_adapter("compression", harness.HarnessSettings(
+        image_size=64, mean_scale=True, mixed_quantization=True))
+    space = chosen.loss_space(None, None)
+    network = chosen.build_model(space, 0.25, seed=0).network
+    assert network.mean_scale and network.mixed_quantization
+    assert not plain.build_model(space, 0.25, seed=0).network.mean_scale
+    spec = harness.ModelSpec("yoto_w1", "yoto", 1.0, None, space, 10)
+    recipes = [harness.training.recipe(adapter, spec) for adapter in (plain, chosen)]
+    assert recipes[0]["mean_scale"] is False and recipes[1]["mean_scale"] is True
+    assert recipes[1]["mixed_quantization"] is True
+    bvae = harness.make_adapter("beta_vae", harness.HarnessSettings(image_size=16, eval_examples=2))
+    assert "mean_scale" not in harness.training.recipe(bvae, spec)

@@ -55,7 +55,11 @@ Writes to ``--out_dir``:
                 and every term, so any other statistic can be computed later.
   summary.csv   one row per lambda: the fixed models' metric, each YOTO's metric, ratio,
                 interval (``_ratio_low``, ``_ratio_high``) and verdict.
-  verdicts.txt  one line per (lambda, YOTO model): ratio, interval, verdict.
+  verdicts.txt  one line per (lambda, YOTO model): ratio, interval, verdict; for compression
+                also one line per YOTO model: its BD-rate against the fixed models' curve.
+  bd_rates.csv  compression: per YOTO model and seed (and their mean), the BD-rate (PSNR) of
+                its RD curve (bpp, PSNR at every lambda) against the fixed models' curve
+                (each at its own lambda).
   sweep.csv     with 2+ learning rates: one row per (model, rate): its validation score and
                 whether it was chosen.
   timing.csv    training seconds per approach and seed, and the sweep's seconds.
@@ -77,7 +81,8 @@ from benchmarks.yoto_vs_fixed.harness import (  # noqa: F401
     plan_models, run_comparison, validation_score,
 )
 from benchmarks.yoto_vs_fixed.report import (  # noqa: F401
-    EXAMPLE_COLUMNS, RESULT_COLUMNS, SUMMARY_COLUMNS, SWEEP_COLUMNS, plot, summarize,
+    BD_COLUMNS, EXAMPLE_COLUMNS, RESULT_COLUMNS, SUMMARY_COLUMNS, SWEEP_COLUMNS, bd_rate_rows, plot,
+    summarize,
 )
 from benchmarks.yoto_vs_fixed.training import (  # noqa: F401
     LearningRate, ModelSpec, ModelStore, TrainedModel, train_models, train_one,

@@ -51,6 +51,9 @@ def _define_flags():
                         "(default: crops of --train_data with a seed of their own).")
     flags.DEFINE_string("style_image", None, "style_transfer: the style image (default: built-in).")
     flags.DEFINE_string("vgg_weights", "auto", "style_transfer: VGG weights (auto | imagenet | none | PATH).")
+    flags.DEFINE_bool("mean_scale", False, "compression: mean-scale hyperprior (as trainers.compression).")
+    flags.DEFINE_bool("mixed_quantization", False, "compression: straight-through rounding for the "
+                      "synthesis, noise for the rate (as trainers.compression).")
     flags.DEFINE_string("out_dir", "runs/yoto_vs_fixed", "Where the CSVs and the plot go.")
 
 
@@ -61,7 +64,8 @@ def main(argv):
     f = flags.FLAGS
     settings = HarnessSettings(f.image_size, f.batch_size, f.eval_examples, f.seed, f.train_data,
                                f.eval_data, f.style_image, f.vgg_weights, f.train_examples,
-                               cache_dir=f.out_dir)
+                               cache_dir=f.out_dir, mean_scale=f.mean_scale,
+                               mixed_quantization=f.mixed_quantization)
     try:  # every check that needs no training, so bad flags or data fail at once with a message
         lambdas = check_lambdas([float(v) for v in f.lambdas])
         yoto_range = tuple(float(v) for v in f.yoto_range) if f.yoto_range else None

@@ -38,6 +38,9 @@ class HarnessSettings:
         and fast enough to feed a GPU).
       cache_dir: where a task may cache prepared training data (the beta-VAE pool); None:
         keep it in memory.
+      mean_scale, mixed_quantization: compression: the ``CompressionNetwork`` options of
+        the same names (mean-scale hyperprior; straight-through rounding for the synthesis),
+        as ``trainers.compression --mean_scale --mixed_quantization``.
     """
 
     image_size: int = 64
@@ -50,6 +53,8 @@ class HarnessSettings:
     vgg_weights: str = "auto"
     train_examples: int = 0
     cache_dir: str | None = None
+    mean_scale: bool = False
+    mixed_quantization: bool = False
 
 
 class TaskAdapter(abc.ABC):
@@ -60,12 +65,19 @@ class TaskAdapter(abc.ABC):
       coefficient: the swept coefficient (lambda) of the task's LossSpace.
       metric_name: what :meth:`metric` computes (for CSV and plot labels).
       supports_kl_warmup: whether :meth:`build_model` takes ``kl_warmup_steps``.
+      own_settings: the ``HarnessSettings`` fields only this task reads (other tasks leave
+        them out of a saved model's recipe).
+      rate_quality: for a rate-quality task, the names of its rate and quality measurements
+        (see :meth:`evaluate`): the report then adds Bjontegaard deltas of each YOTO
+        curve against the fixed models' curve; None for other tasks.
     """
 
     name: str
     coefficient: str
     metric_name: str = "objective"
     supports_kl_warmup: bool = False
+    own_settings: tuple[str, ...] = ()
+    rate_quality: tuple[str, str] | None = None
 
     def __init__(self, settings: HarnessSettings):
         self.settings = settings
@@ -247,12 +259,16 @@ def _swept_only(space: LossSpace, coefficient: str, low: float | None, high: flo
 class CompressionAdapter(_ImageTaskAdapter):
     """Scale-hyperprior compression; lambda = the distortion weight (on 255^2 MSE, rate in
     bpp fixed at 1); metric = the rate-distortion loss ``lambda * 255^2 * MSE + bpp`` with
-    the model's estimated bits (rounded latents). Small CPU-scale transforms: N = 32 and
-    M = 48 channels times the width multiplier. Crops must be multiples of 64."""
+    the model's estimated bits (rounded latents); the report adds BD-rates (PSNR) of each
+    YOTO model against the fixed models' RD curve. Small CPU-scale transforms: N = 32 and
+    M = 48 channels times the width multiplier; ``settings.mean_scale`` and
+    ``settings.mixed_quantization`` choose the recipe. Crops must be multiples of 64."""
 
     name = "compression"
     coefficient = "distortion"
     metric_name = "rd_loss"
+    own_settings = ("mean_scale", "mixed_quantization")
+    rate_quality = ("rate", "psnr_db")
     NUM_FILTERS, NUM_LATENT = 32, 48
 
     def __init__(self, settings: HarnessSettings):
@@ -274,6 +290,7 @@ class CompressionAdapter(_ImageTaskAdapter):
         return build_model(
             loss_space, max(1, round(self.NUM_FILTERS * width_multiplier)),
             max(1, round(self.NUM_LATENT * width_multiplier)), seed=seed,
+            mean_scale=self.settings.mean_scale, mixed_quantization=self.settings.mixed_quantization,
         )
 
     def optimizer(self, learning_rate):

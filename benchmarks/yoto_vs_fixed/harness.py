@@ -16,8 +16,8 @@ from yoto_tf.coefficients import Coefficient, LossSpace
 
 from benchmarks.yoto_vs_fixed.adapters import HarnessSettings, TaskAdapter, make_adapter
 from benchmarks.yoto_vs_fixed.report import (
-    EXAMPLE_COLUMNS, RESULT_COLUMNS, SUMMARY_COLUMNS, SWEEP_COLUMNS, Examples, example_rows, plot,
-    summarize, verdict_lines, write_csv,
+    BD_COLUMNS, EXAMPLE_COLUMNS, RESULT_COLUMNS, SUMMARY_COLUMNS, SWEEP_COLUMNS, Examples, bd_rate_lines,
+    bd_rate_rows, example_rows, plot, summarize, verdict_lines, write_csv,
 )
 from benchmarks.yoto_vs_fixed.training import LearningRate, ModelSpec, ModelStore, TrainedModel, train_models
 
@@ -296,6 +296,10 @@ def run_comparison(
     plot(summary, timing, yoto, adapter.metric_name, tolerance, title,
          os.path.join(out_dir, "yoto_vs_fixed.png"), sweep_timing if sweep_rows else None)
     lines = verdict_lines(summary, yoto, tolerance)
+    if adapter.rate_quality:
+        bd_rows = bd_rate_rows(rows, list(yoto), *adapter.rate_quality)
+        write_csv(os.path.join(out_dir, "bd_rates.csv"), bd_rows, BD_COLUMNS)
+        lines += bd_rate_lines(bd_rows, yoto, adapter.rate_quality[1])
     with open(os.path.join(out_dir, "verdicts.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     for line in lines:

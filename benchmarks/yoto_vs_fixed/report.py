@@ -19,6 +19,7 @@ EXAMPLE_COLUMNS = ("model", "seed", "eval_lambda", "example", "metric")  # then 
 SUMMARY_COLUMNS = ("eval_lambda", "seeds", "examples", "fixed_metric")
 SWEEP_COLUMNS = ("model", "approach", "learning_rate", "steps", "kl_warmup_steps", "seed",
                  "validation_score", "chosen", "train_seconds")
+BD_COLUMNS = ("model", "seed", "bd_rate_percent", "points", "note")
 
 # (model label, seed, evaluation lambda) -> per-example arrays [N]: "metric" and every term.
 Examples = Mapping[tuple[str, int, float], Mapping[str, np.ndarray]]
@@ -48,6 +49,50 @@ def summarize(rows: Sequence[dict], examples: Examples, lambdas: Sequence[float]
             })
         summary.append(entry)
     return summary
+
+
+def bd_rate_rows(rows: Sequence[dict], yoto_labels: Sequence[str], rate: str, quality: str) -> list[dict]:
+    """Bjontegaard delta rate (%) of each YOTO model's curve against the fixed models' curve,
+    per seed and as the mean over seeds (``seed`` = ``"mean"``): the fixed curve has one
+    point per fixed model, measured at its own lambda; the YOTO curve one per evaluation
+    lambda. Points are the held-out means of ``rate`` and ``quality`` (e.g. bpp and PSNR in
+    dB); negative = YOTO needs fewer bits for the same quality. A seed whose curves do not
+    overlap in quality gets no value and a ``note`` (the mean then covers the other seeds)."""
+    from yoto_tf.compression.metrics import bd_rate
+
+    def curve(selected):
+        selected = sorted(selected, key=lambda r: r[rate])
+        return [r[rate] for r in selected], [r[quality] for r in selected]
+
+    result = []
+    for label in yoto_labels:
+        per_seed = []
+        for seed in sorted({r["seed"] for r in rows}):
+            fixed = curve(r for r in rows if r["seed"] == seed and r["approach"] == "fixed"
+                          and r["eval_lambda"] == r["trained_lambda"])
+            yoto = curve(r for r in rows if r["seed"] == seed and r["model"] == label)
+            row = {"model": label, "seed": seed, "bd_rate_percent": None, "points": len(yoto[0]), "note": None}
+            try:
+                row["bd_rate_percent"] = bd_rate(*fixed, *yoto)
+            except ValueError as error:
+                row["note"] = str(error)
+            per_seed.append(row)
+        values = [r["bd_rate_percent"] for r in per_seed if r["bd_rate_percent"] is not None]
+        result += per_seed + [{
+            "model": label, "seed": "mean", "points": per_seed[0]["points"],
+            "bd_rate_percent": float(np.mean(values)) if values else None,
+            "note": f"{len(values)} of {len(per_seed)} seeds" + (
+                f", range {min(values):+.2f} .. {max(values):+.2f} %" if values else ""),
+        }]
+    return result
+
+
+def bd_rate_lines(bd_rows: Sequence[dict], yoto: Mapping[str, str], quality: str) -> list[str]:
+    """One line per YOTO model: its mean BD-rate against the fixed models and the range."""
+    return [f"BD-rate ({quality}) of {yoto[r['model']]} vs the fixed models' curve: "
+            + ("undefined" if r["bd_rate_percent"] is None else f"{r['bd_rate_percent']:+.2f} %")
+            + f" (mean over seeds; {r['note']})"
+            for r in bd_rows if r["seed"] == "mean"]
 
 
 def verdict_lines(summary: Sequence[dict], yoto: Mapping[str, str], tolerance: float) -> list[str]:

@@ -104,6 +104,10 @@ def recipe(adapter: TaskAdapter, spec: ModelSpec) -> dict:
     settings = dataclasses.asdict(adapter.settings)
     for unrelated in ("eval_examples", "eval_data", "cache_dir"):
         settings.pop(unrelated)
+    for adapter_class in ADAPTERS.values():  # other tasks' own settings do not matter here
+        if adapter_class.name != adapter.name:
+            for name in adapter_class.own_settings:
+                settings.pop(name, None)
     settings["data_seed"] = settings.pop("seed")
     return {"task": adapter.name, "key": spec.key, "label": spec.label, "seed": spec.seed,
             "width_multiplier": spec.width_multiplier, "loss_space": spec.loss_space.get_config(),
