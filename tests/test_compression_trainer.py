@@ -139,3 +139,43 @@ def test_each_command_shows_and_takes_only_its_own_flags():
     assert "Traceback" not in foreign.stderr
     missing = _command("--model", "m.keras")
     assert missing.returncode == 1 and "usage: python -m trainers.compression" in missing.stderr
+
+
+def test_init_from_fine_tunes_a_trained_network_with_lambda_maps(tmp_path, capsys):
+    """--init_from starts from the given network (its architecture and lambda range: the
+    first step at a tiny learning rate leaves its weights almost unchanged, where a new
+    network would differ completely), --lambda_map_fraction reaches the training model,
+    and an architecture flag beside --init_from, a missing file or a non-compression
+    model is refused with a message."""
+    from yoto_tf import pretrained
+
+    spec = _write_folder(str(tmp_path / "images"))
+    source_dir = str(tmp_path / "source")
+    _train(model_dir=source_dir, steps=2, train_data=spec, lambda_range="0.002,0.05")
+    source = pretrained.load_network(source_dir)
+    tuned_dir = str(tmp_path / "tuned")
+    arguments = {k: v for k, v in TINY.items() if k not in cli.ARCHITECTURE_FLAGS}
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(**arguments, init_from=source_dir, lambda_map_fraction=1.0, train_data=spec,
+                             model_dir=tuned_dir, steps=1):
+        model = cli.make_task().build_model()
+        assert model.lambda_map_fraction == 1.0
+        cli.main(["compression", "train"])
+    tuned = pretrained.load_network(tuned_dir)
+    assert tuned.get_config()["num_filters"] == source.num_filters == 8
+    assert tuned.loss_space.get_config() == source.loss_space.get_config()
+    differences = [np.abs(a - b).max() for a, b in zip(source.get_weights(), tuned.get_weights())]
+    assert max(differences) < 2e-3 * 1.01  # one Adam step moves a weight by about the learning rate
+    config = json.loads(open(os.path.join(tuned_dir, "train_config.json")).read())
+    assert config["task"]["init_from"] == source_dir and config["task"]["lambda_map_fraction"] == 1.0
+
+    for flag_values, message in [
+        (dict(init_from=source_dir, num_filters=16), "remove --num_filters"),
+        (dict(init_from=str(tmp_path / "missing.keras")), "missing.keras"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            with flagsaver.flagsaver(**arguments, model_dir=str(tmp_path / "bad"), steps=1, **flag_values):
+                cli.main(["compression", "train"])
+        assert exit_info.value.code == 1
+        assert message in capsys.readouterr().err

@@ -5,6 +5,9 @@ r"""Variable-rate learned image compression: train, compress, decompress.
       --train_data=folder:'/data/photos/*.jpg' --patch_size 256 --batch_size 8 --steps 100000
   # The same code as an ordinary single-rate model, for comparison
   python -m trainers.compression train --model_dir runs/fixed_0.013 --fixed_lambda 0.013
+  # Fine-tune the shipped model with random lambda maps (for --quality_map coding)
+  python -m trainers.compression train --model_dir runs/maps --init_from mean_scale_64 \
+      --lambda_map_fraction 0.5 --steps 2000 --learning_rate 1e-4
 
   python -m trainers.compression compress --model runs/compression/model.keras \
       --input photo.png --lambda 0.01 --out photo.yotc
@@ -43,8 +46,12 @@ SUBCOMMANDS = ("train", "compress", "decompress")
 TRAIN_FLAGS = ("train_data", "patch_size", "lambda_range", "fixed_lambda", "num_filters",
                "num_latent", "conditioning_units", "clip_norm", "geometric_mean_weights",
                "learning_rate_drop_step", "learning_rate_drop_factor", "mean_scale",
-               "mixed_quantization")
+               "mixed_quantization", "lambda_map_fraction", "init_from")
 """The train command's own settings, recorded in train_config.json."""
+
+ARCHITECTURE_FLAGS = ("lambda_range", "fixed_lambda", "num_filters", "num_latent", "conditioning_units",
+                      "mean_scale", "mixed_quantization")
+"""What a network fixes: not allowed beside --init_from."""
 
 CODING_FLAGS = {
     "compress": ("model", "input", "out", "lambda", "target_bpp", "target_bytes", "quality_map",
@@ -73,6 +80,15 @@ def _define_train_flags() -> None:
                       "Mean-scale hyperprior: predict a mean and a scale for every latent (Minnen et al. 2018).")
     flags.DEFINE_bool("mixed_quantization", False,
                       "Train the synthesis on rounded latents (straight-through) and the rate on noisy ones.")
+    flags.DEFINE_float("lambda_map_fraction", 0.0,
+                       "Share of the training examples conditioned on a random two-level lambda map, "
+                       "their distortion weighted per pixel (for --quality_map coding; 0 = one lambda "
+                       "per image).", lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_string("init_from", None,
+                        "Start from this trained network (a model.keras, a run directory or a shipped "
+                        "model's name): its architecture and lambda range are used, so do not also give "
+                        f"{', '.join('--' + n for n in ARCHITECTURE_FLAGS)}. A run with checkpoints resumes "
+                        "from them instead.")
     flags.DEFINE_integer("learning_rate_drop_step", 0,
                          "From this step on, train at --learning_rate * --learning_rate_drop_factor (0 = never).",
                          lower_bound=0)
@@ -151,12 +167,23 @@ def make_task() -> core.TrainTask:
     if not isinstance(source, data.TfdsSource):
         data.list_image_paths(source)
 
+    init_path = _initial_network_path()
+
     def build_model():
+        if init_path is not None:
+            network = pretrained.load_network(init_path)
+            logging.info("Starting from %s (N/M %d/%d, mean_scale %s, lambda range %s).", init_path,
+                         network.num_filters, network.num_latent, network.mean_scale,
+                         network.loss_space.coefficient("distortion"))
+            return training_lib.CompressionTrainingModel(
+                network, seed=FLAGS.seed, geometric_mean_weights=FLAGS.geometric_mean_weights,
+                lambda_map_fraction=FLAGS.lambda_map_fraction)
         return training_lib.build_model(space, FLAGS.num_filters, FLAGS.num_latent, FLAGS.conditioning_units,
                                         seed=FLAGS.seed,
                                         geometric_mean_weights=FLAGS.geometric_mean_weights,
                                         mean_scale=FLAGS.mean_scale,
-                                        mixed_quantization=FLAGS.mixed_quantization)
+                                        mixed_quantization=FLAGS.mixed_quantization,
+                                        lambda_map_fraction=FLAGS.lambda_map_fraction)
 
     def make_dataset(batch_size, seed):
         return data.image_dataset(FLAGS.train_data, FLAGS.patch_size, batch_size, seed=seed,
@@ -178,13 +205,32 @@ def make_task() -> core.TrainTask:
         del step
         if not eval_batch:
             eval_batch.append(next(iter(make_dataset(min(FLAGS.batch_size, 4), FLAGS.seed + 12345))))
-        return evaluation_summaries(network, eval_batch[0], space)
+        return evaluation_summaries(network, eval_batch[0], network.loss_space)
 
     return core.TrainTask(
         build_model, make_dataset, export=export_rd_summary, optimizer=optimizer,
         summaries=summaries, name="compression",
         settings=core.flag_values(TRAIN_FLAGS),
     )
+
+
+def _initial_network_path() -> str | None:
+    """The verified file of --init_from (None if unset); checks that no architecture flag
+    is given beside it and that it is a compression model."""
+    if FLAGS.init_from is None:
+        return None
+    given = [f"--{name}" for name in ARCHITECTURE_FLAGS
+             if FLAGS[name].present or FLAGS[name].value != FLAGS[name].default]
+    if given:
+        raise CommandError(f"--init_from takes the architecture of {FLAGS.init_from!r}; remove {', '.join(given)}")
+    try:
+        path = pretrained.resolve_model_path(FLAGS.init_from)
+        network = pretrained.load_network(path)
+    except (OSError, ValueError) as err:
+        raise CommandError(f"--init_from: {err}") from None
+    if not isinstance(network, model_lib.CompressionNetwork):
+        raise CommandError(f"--init_from: {path} holds a {type(network).__name__}, not a compression model")
+    return path
 
 
 def evaluation_summaries(network, batch, space):

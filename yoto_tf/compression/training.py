@@ -20,12 +20,27 @@ the examples: a trained model's ``lam * D + bpp`` grows about 10x from q1 to q8
 (CompressAI), and dividing by ``sqrt(lam)`` (10x) makes the per-example losses comparable;
 at the start the spread shrinks from 100x to ~6x. A fixed-lambda model is only scaled
 by a constant.
+
+Lambda maps (``lambda_map_fraction``): a model coding with a quality map (one lambda per
+16-pixel cell, ``quality_map.py``) but trained with one lambda per image never saw two
+lambdas in one image; its FiLM layers blur the map's embedding across an edge, and the
+analysis and synthesis have not learned to switch there (the shipped model showed a visible
+band at the edge of a region of interest). With a fraction f > 0, that share of the training
+examples gets a map instead: the image's cells take lambda ``a``, a random rectangle of
+cells takes lambda ``b`` (both drawn from the LossSpace, as for one lambda per image), the
+network is conditioned on the map [B, P/16, P/16, k], and the distortion of every pixel is
+weighted by its own lambda: example b minimizes ``mean_x(lam(x) * 255^2 * se(x)) + bpp``,
+divided (geometric-mean weighting) by ``exp(mean_x log sqrt(lam(x)))``, which is
+``sqrt(lam)`` for a uniform map, so the other examples keep exactly the objective above.
 """
 
 from __future__ import annotations
 
-from yoto_tf.compression.model import build_network, rate_distortion_terms
-from yoto_tf.training import LossConditionalModel
+from keras import ops
+
+from yoto_tf.compression.model import DISTORTION_SCALE, build_network, rate_distortion_terms
+from yoto_tf.compression.quality_map import DEFAULT_CELL
+from yoto_tf.training import LossConditionalModel, _scale_for_replicas
 
 
 class CompressionTrainingModel(LossConditionalModel):
@@ -38,14 +53,80 @@ class CompressionTrainingModel(LossConditionalModel):
       geometric_mean_weights: divide each example's raw weights [k] by their geometric
         mean (see the module docstring). The logged metrics stay the unweighted
         ``distortion`` (255^2 MSE) and ``rate`` (bpp).
+      lambda_map_fraction: share of the training examples conditioned on a random
+        two-level lambda map, their distortion weighted per pixel (see the module
+        docstring); 0 trains with one lambda per image only.
+      map_cell: pixels per map cell (the codec's quality-map cell).
       **kwargs: passed to LossConditionalModel (``seed``, ``ema_decay``, ...).
     """
 
-    def __init__(self, network, loss_space=None, geometric_mean_weights=True, **kwargs):
+    def __init__(self, network, loss_space=None, geometric_mean_weights=True,
+                 lambda_map_fraction=0.0, map_cell=DEFAULT_CELL, **kwargs):
         super().__init__(
             network, rate_distortion_terms, loss_space=loss_space,
             weight_normalization="geometric_mean" if geometric_mean_weights else "none", **kwargs,
         )
+        if not 0.0 <= lambda_map_fraction <= 1.0:
+            raise ValueError(f"lambda_map_fraction must be in [0, 1], got {lambda_map_fraction}.")
+        if lambda_map_fraction and self.normalize_terms:
+            raise ValueError("lambda_map_fraction needs normalize_terms=False (the map weights the "
+                             "distortion per pixel, before any batch normalization of the terms).")
+        self.lambda_map_fraction = float(lambda_map_fraction)
+        self.map_cell = int(map_cell)
+        self._distortion = self.loss_space.index("distortion")
+
+    def call(self, x, training=False):
+        inputs, lam = self._split(x)
+        if lam is not None or not training or not self.lambda_map_fraction:
+            return super().call(x, training=training)
+        lam = self.sample_lambda_map(inputs)
+        return {"outputs": self.call_network(inputs, lam, training=training), "lambda": lam}
+
+    def sample_lambda_map(self, images):
+        """Training maps [B, P / cell, P / cell, k] for images [B, P, P, 3]: per example two
+        lambdas ``a``, ``b`` from the LossSpace; with probability ``lambda_map_fraction``, a
+        random rectangle of cells (each side 1/8 to all of the image's, anywhere) takes
+        ``b`` and the rest ``a``, else every cell takes ``a``."""
+        batch = ops.shape(images)[0]
+        grid_h, grid_w = images.shape[1] // self.map_cell, images.shape[2] // self.map_cell
+        outside, inside = self.sample_lambda(batch), self.sample_lambda(batch)  # [B, k]
+        draws = ops.concatenate([self.uniform_noise(batch) for _ in range(3)], axis=-1)  # [B, 3k], k >= 2
+        rows = ops.cast(ops.arange(grid_h), "float32")[None, :, None] + 0.5  # [1, h, 1], cell centres
+        cols = ops.cast(ops.arange(grid_w), "float32")[None, None, :] + 0.5
+
+        def span(size, start_draw, length_draw):
+            length = (0.125 + 0.875 * length_draw) * size  # [B]
+            start = start_draw * (size - length)
+            return start[:, None, None], (start + length)[:, None, None]
+
+        top, bottom = span(float(grid_h), draws[:, 0], draws[:, 1])
+        left, right = span(float(grid_w), draws[:, 2], draws[:, 3])
+        chosen = ops.cast(draws[:, 4] < self.lambda_map_fraction, "float32")[:, None, None]
+        mask = (ops.cast((rows >= top) & (rows < bottom), "float32")
+                * ops.cast((cols >= left) & (cols < right), "float32") * chosen)[..., None]
+        return outside[:, None, None, :] * (1.0 - mask) + inside[:, None, None, :] * mask
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        lam = y_pred["lambda"]
+        if len(lam.shape) != 4:
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+        inputs, _ = self._split(x)
+        outputs = y_pred["outputs"]
+        terms = self.per_example_terms(inputs, outputs)
+        for i, tracker in enumerate(self.term_trackers):
+            tracker.update_state(terms[:, i])
+        pixel_lam = ops.image.resize(lam, (inputs.shape[1], inputs.shape[2]), interpolation="bilinear")
+        squared_error = DISTORTION_SCALE * ops.mean(ops.square(inputs - outputs["x_hat"]), axis=-1)
+        weighted = ops.mean(pixel_lam[..., self._distortion] * squared_error, axis=(1, 2))  # [B]
+        rate = terms[:, self.loss_space.index("rate")] * ops.mean(pixel_lam[..., self.loss_space.index("rate")],
+                                                                   axis=(1, 2))
+        per_example = weighted + rate
+        if self.weight_normalization == "geometric_mean":
+            per_example = per_example / ops.exp(ops.mean(ops.log(pixel_lam), axis=(1, 2, 3)))
+        total = _scale_for_replicas(ops.mean(per_example))
+        for extra in self.losses:
+            total = total + _scale_for_replicas(ops.cast(ops.sum(extra), "float32"))
+        return total
 
 
 def build_model(
@@ -57,15 +138,18 @@ def build_model(
     geometric_mean_weights: bool = True,
     mean_scale: bool = False,
     mixed_quantization: bool = False,
+    lambda_map_fraction: float = 0.0,
 ) -> CompressionTrainingModel:
     """The uncompiled training model of a new :class:`CompressionNetwork` (the network is its
     ``.network``): what ``trainers.compression`` trains and ``benchmarks.yoto_vs_fixed``
     compares, with the same weighting (geometric-mean normalization on by default).
 
     Pass ``compression_loss_space(fixed_lambda=lam)`` for a model trained at one lambda;
-    ``mean_scale`` and ``mixed_quantization`` are the CompressionNetwork options.
+    ``mean_scale`` and ``mixed_quantization`` are the CompressionNetwork options;
+    ``lambda_map_fraction`` the share of examples trained with a lambda map.
     """
     network = build_network(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
                             mean_scale=mean_scale, mixed_quantization=mixed_quantization)
     return CompressionTrainingModel(network, loss_space=loss_space, seed=seed,
-                                    geometric_mean_weights=geometric_mean_weights)
+                                    geometric_mean_weights=geometric_mean_weights,
+                                    lambda_map_fraction=lambda_map_fraction)
