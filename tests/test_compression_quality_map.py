@@ -199,8 +199,22 @@ def test_roi_evidence_compares_with_the_uniform_file_of_the_same_size(trained):
     assert result.size_met and abs(result.uniform_bytes / result.map_bytes - 1) <= 0.02
     assert result.gain_inside_db > 0.2  # the region gets better than uniform at the same size
     assert result.cost_outside_db > 0
+    band = roi_evaluation.edge_band(mask)
+    assert np.isfinite(result.map_psnr_edge) and np.isfinite(result.uniform_psnr_edge)
+    assert 0 < band.mean() < 0.5
     summary = roi_evaluation.summary([result])
     assert summary["images_gaining_inside"] == 1 and set(result.row()) == set(roi_evaluation.FIELDS)
+
+
+def test_edge_band_is_the_pixels_within_the_radius_of_the_regions_boundary():
+    mask = np.zeros((40, 50), bool)
+    mask[10:30, 20:50] = True  # touches the right border: no boundary there
+    band = roi_evaluation.edge_band(mask, radius=3)
+    rows, cols = np.nonzero(band)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (7, 32, 17, 49)
+    assert band[20, 16:24].tolist() == [False, True, True, True, True, True, True, False]
+    assert not band[20, 40] and not band[0, 0]  # deep inside, far outside
+    assert band[8, 49] and not band[5, 49]  # the band follows the top edge to the border
 
 
 @pytest.mark.slow

@@ -6,6 +6,10 @@ file has the SAME number of bytes (rate control, ``rate_control.compress_to_targ
 map file's own map payload included in its size), decodes both and measures PSNR inside
 and outside the region. A quality map that works moves quality into the region: higher
 PSNR inside, lower outside, than the uniform file of the same size.
+
+The edge band (pixels within ``EDGE_BAND`` = 16 pixels, one quality-map cell, of the
+region's boundary, on both sides) shows a seam: where the decoder blends the two lambdas
+badly, the map file's PSNR there falls below both its inside and its outside PSNR.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from yoto_tf.compression import rate_control
 
 FIELDS = ("image", "roi_fraction", "low", "high", "map_bytes", "map_bpp", "uniform_lambda",
           "uniform_bytes", "size_met", "map_psnr_inside", "uniform_psnr_inside",
-          "map_psnr_outside", "uniform_psnr_outside", "gain_inside_db", "cost_outside_db")
+          "map_psnr_outside", "uniform_psnr_outside", "map_psnr_edge", "uniform_psnr_edge",
+          "gain_inside_db", "cost_outside_db")
+EDGE_BAND = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +47,8 @@ class RoiEvidence:
     uniform_psnr_inside: float
     map_psnr_outside: float
     uniform_psnr_outside: float
+    map_psnr_edge: float
+    uniform_psnr_edge: float
 
     @property
     def gain_inside_db(self) -> float:
@@ -65,16 +73,32 @@ def centre_roi(height: int, width: int, fraction: float = 0.5) -> np.ndarray:
     return mask
 
 
+def masked_psnr(reference, decoded, selected) -> float:
+    """PSNR (dB, 8-bit) over the pixels where the bool [H, W] ``selected`` is True."""
+    error = (np.asarray(reference, np.float64) - np.asarray(decoded, np.float64)) ** 2
+    mse = float(error[np.asarray(selected, bool)].mean())
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
 def psnr_inside_outside(reference, decoded, mask) -> tuple[float, float]:
     """PSNR (dB, 8-bit) over the pixels where ``mask`` is True, and where it is False."""
-    error = (np.asarray(reference, np.float64) - np.asarray(decoded, np.float64)) ** 2
+    mask = np.asarray(mask, bool)
+    return masked_psnr(reference, decoded, mask), masked_psnr(reference, decoded, ~mask)
+
+
+def edge_band(mask, radius: int = EDGE_BAND) -> np.ndarray:
+    """bool [H, W]: the pixels whose (2 radius + 1)^2 window (clipped to the image) holds
+    pixels inside and outside ``mask``, i.e. within ``radius`` of the region's boundary."""
     mask = np.asarray(mask, bool)
 
-    def psnr(selected):
-        mse = float(error[selected].mean())
-        return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    def window_sums(values):
+        padded = np.pad(values.astype(np.int64), radius)
+        table = np.pad(padded.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        size = 2 * radius + 1
+        return (table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size])
 
-    return psnr(mask), psnr(~mask)
+    inside, pixels = window_sums(mask), window_sums(np.ones_like(mask))
+    return (inside > 0) & (inside < pixels)
 
 
 def roi_evidence(model, image, roi_mask, low: float | None = None, high: float | None = None,
@@ -106,9 +130,11 @@ def roi_evidence(model, image, roi_mask, low: float | None = None, high: float |
     flat = codec_lib.decompress_image(codec, uniform.data)
     map_in, map_out = psnr_inside_outside(image, mapped, mask)
     uni_in, uni_out = psnr_inside_outside(image, flat, mask)
+    band = edge_band(mask)
     return RoiEvidence(
         name, float(mask.mean()), low, high, len(data), len(data) * 8 / (height * width),
         uniform.lam, len(uniform.data), uniform.met, map_in, uni_in, map_out, uni_out,
+        masked_psnr(image, mapped, band), masked_psnr(image, flat, band),
     )
 
 
@@ -133,7 +159,8 @@ def evaluate_roi(model, images: Sequence[tuple[str, np.ndarray]], roi: Callable[
         log(f"{name}: {result.map_bytes} B; inside {result.map_psnr_inside:.2f} vs "
             f"{result.uniform_psnr_inside:.2f} dB (uniform lambda {result.uniform_lambda:.4g}, "
             f"{result.uniform_bytes} B), outside {result.map_psnr_outside:.2f} vs "
-            f"{result.uniform_psnr_outside:.2f} dB")
+            f"{result.uniform_psnr_outside:.2f} dB, edge band {result.map_psnr_edge:.2f} vs "
+            f"{result.uniform_psnr_edge:.2f} dB")
         results.append(result)
     return results
 
@@ -151,6 +178,8 @@ def summary(results: Sequence[RoiEvidence]) -> dict:
         "uniform_psnr_inside": mean("uniform_psnr_inside"),
         "map_psnr_outside": mean("map_psnr_outside"),
         "uniform_psnr_outside": mean("uniform_psnr_outside"),
+        "map_psnr_edge": mean("map_psnr_edge"),
+        "uniform_psnr_edge": mean("uniform_psnr_edge"),
         "gain_inside_db": mean("gain_inside_db"),
         "cost_outside_db": mean("cost_outside_db"),
         "images_gaining_inside": sum(r.gain_inside_db > 0 for r in results),
