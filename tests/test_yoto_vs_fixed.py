@@ -375,7 +375,7 @@ def test_bd_rate_rows_compare_each_yoto_curve_with_the_fixed_models_curve():
 
 
 def test_compression_adapter_builds_the_chosen_recipe_and_records_it():
-    """--mean_scale / --mixed_quantization reach the network and the saved recipe (so a
+    """--mean_scale / --mixed_quantization / --geometric_mean_weights reach the model and the saved recipe (so a
     model of another recipe is retrained), and stay out of other tasks' recipes."""
     plain = harness.make_adapter("compression", harness.HarnessSettings(image_size=64))
     chosen = harness.make_adapter("compression", harness.HarnessSettings(
@@ -384,9 +384,14 @@ def test_compression_adapter_builds_the_chosen_recipe_and_records_it():
     network = chosen.build_model(space, 0.25, seed=0).network
     assert network.mean_scale and network.mixed_quantization
     assert not plain.build_model(space, 0.25, seed=0).network.mean_scale
+    assert plain.build_model(space, 0.25, seed=0).weight_normalization == "geometric_mean"
+    unweighted = harness.make_adapter("compression", harness.HarnessSettings(image_size=64, geometric_mean_weights=False))
+    assert unweighted.build_model(space, 0.25, seed=0).weight_normalization == "none"
     spec = harness.ModelSpec("yoto_w1", "yoto", 1.0, None, space, 10)
     recipes = [harness.training.recipe(adapter, spec) for adapter in (plain, chosen)]
-    assert recipes[0]["mean_scale"] is False and recipes[1]["mean_scale"] is True
-    assert recipes[1]["mixed_quantization"] is True
+    # A task's own settings count when not at their defaults (a new setting at its default
+    # keeps older saved models reusable).
+    assert "mean_scale" not in recipes[0] and recipes[1]["mean_scale"] is True
+    assert recipes[1]["mixed_quantization"] is True and "geometric_mean_weights" not in recipes[1]
     bvae = harness.make_adapter("beta_vae", harness.HarnessSettings(image_size=16, eval_examples=2))
     assert "mean_scale" not in harness.training.recipe(bvae, spec)

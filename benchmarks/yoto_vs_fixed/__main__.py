@@ -54,6 +54,9 @@ def _define_flags():
     flags.DEFINE_bool("mean_scale", False, "compression: mean-scale hyperprior (as trainers.compression).")
     flags.DEFINE_bool("mixed_quantization", False, "compression: straight-through rounding for the "
                       "synthesis, noise for the rate (as trainers.compression).")
+    flags.DEFINE_bool("geometric_mean_weights", True, "compression: divide each example's loss "
+                      "weights by their geometric mean, as trainers.compression does (--nogeometric_mean_weights: "
+                      "the plain weighted sum).")
     flags.DEFINE_string("out_dir", "runs/yoto_vs_fixed", "Where the CSVs and the plot go.")
 
 
@@ -65,7 +68,8 @@ def main(argv):
     settings = HarnessSettings(f.image_size, f.batch_size, f.eval_examples, f.seed, f.train_data,
                                f.eval_data, f.style_image, f.vgg_weights, f.train_examples,
                                cache_dir=f.out_dir, mean_scale=f.mean_scale,
-                               mixed_quantization=f.mixed_quantization)
+                               mixed_quantization=f.mixed_quantization,
+                               geometric_mean_weights=f.geometric_mean_weights)
     try:  # every check that needs no training, so bad flags or data fail at once with a message
         lambdas = check_lambdas([float(v) for v in f.lambdas])
         yoto_range = tuple(float(v) for v in f.yoto_range) if f.yoto_range else None

@@ -41,6 +41,9 @@ class HarnessSettings:
       mean_scale, mixed_quantization: compression: the ``CompressionNetwork`` options of
         the same names (mean-scale hyperprior; straight-through rounding for the synthesis),
         as ``trainers.compression --mean_scale --mixed_quantization``.
+      geometric_mean_weights: compression: per-example weights divided by their geometric
+        mean, as the trainer's flag of that name (False: the plain weighted sum, the
+        objective this benchmark trained before it used the trainer's builder).
     """
 
     image_size: int = 64
@@ -55,6 +58,7 @@ class HarnessSettings:
     cache_dir: str | None = None
     mean_scale: bool = False
     mixed_quantization: bool = False
+    geometric_mean_weights: bool = True
 
 
 class TaskAdapter(abc.ABC):
@@ -267,7 +271,7 @@ class CompressionAdapter(_ImageTaskAdapter):
     name = "compression"
     coefficient = "distortion"
     metric_name = "rd_loss"
-    own_settings = ("mean_scale", "mixed_quantization")
+    own_settings = ("mean_scale", "mixed_quantization", "geometric_mean_weights")
     rate_quality = ("rate", "psnr_db")
     NUM_FILTERS, NUM_LATENT = 32, 48
 
@@ -285,11 +289,13 @@ class CompressionAdapter(_ImageTaskAdapter):
     def build_model(self, loss_space, width_multiplier, seed):
         from yoto_tf.compression.training import build_model
 
-        # The trainer's builder: geometric-mean weighting on, as in trainers.compression
-        # (a plain LossConditionalModel here measured another objective than users train).
+        # The trainer's builder: geometric-mean weighting on by default, as in
+        # trainers.compression (a plain LossConditionalModel here measured another objective
+        # than users train).
         return build_model(
             loss_space, max(1, round(self.NUM_FILTERS * width_multiplier)),
             max(1, round(self.NUM_LATENT * width_multiplier)), seed=seed,
+            geometric_mean_weights=self.settings.geometric_mean_weights,
             mean_scale=self.settings.mean_scale, mixed_quantization=self.settings.mixed_quantization,
         )
 

@@ -104,9 +104,12 @@ def recipe(adapter: TaskAdapter, spec: ModelSpec) -> dict:
     settings = dataclasses.asdict(adapter.settings)
     for unrelated in ("eval_examples", "eval_data", "cache_dir"):
         settings.pop(unrelated)
-    for adapter_class in ADAPTERS.values():  # other tasks' own settings do not matter here
-        if adapter_class.name != adapter.name:
-            for name in adapter_class.own_settings:
+    defaults = HarnessSettings()
+    for adapter_class in ADAPTERS.values():
+        for name in adapter_class.own_settings:
+            # Other tasks' own settings do not matter here; this task's count only when not
+            # at their defaults, so adding a setting keeps the saved models reusable.
+            if adapter_class.name != adapter.name or settings[name] == getattr(defaults, name):
                 settings.pop(name, None)
     settings["data_seed"] = settings.pop("seed")
     return {"task": adapter.name, "key": spec.key, "label": spec.label, "seed": spec.seed,
