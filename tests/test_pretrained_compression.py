@@ -84,3 +84,20 @@ def test_compress_and_decompress_use_the_shipped_model_when_none_is_given(shippe
     bad = run("compress", "--model=no_such_model", f"--input={tmp_path / 'coffee.png'}",
               f"--out={tmp_path / 'x.yotc'}", f"--lambda={lam}")
     assert bad.returncode == 1 and "no_such_model" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_file_finds_the_shipped_model_that_wrote_it(trained_compression):
+    """Every shipped compression model's files decode without naming the model (the file's
+    fingerprint picks it); a file of another model, or not a file at all, gets a clear error."""
+    from yoto_tf.compression import CorruptFileError, ModelMismatchError, shipped_codec_for
+
+    image = skimage.data.coffee()[:64, :64]
+    for entry in pretrained.list_models("compression"):
+        codec = load_compression_model(pretrained.verify(entry))
+        found = shipped_codec_for(compress_image(codec, image, codec.lambda_range[0]))
+        assert found.fingerprint == codec.fingerprint
+    other, _ = trained_compression
+    with pytest.raises(ModelMismatchError, match=r"not shipped \(fingerprint [0-9a-f]{16}; shipped: mean_scale_64 \("):
+        shipped_codec_for(compress_image(other, image, other.lambda_range[0]))
+    with pytest.raises(CorruptFileError, match="not a yoto_tf compressed image"):
+        shipped_codec_for(b"PNG-not-a-yotc-file" * 4)

@@ -100,7 +100,8 @@ def _define_train_flags() -> None:
 
 def _define_coding_flags(command: str) -> None:
     flags.DEFINE_string("model", None, f"{command}: a trained model.keras or a shipped model's name "
-                        "(default: the shipped compression model).")
+                        + ("(default: the shipped model that wrote the file, found by its fingerprint)."
+                           if command == "decompress" else "(default: the shipped compression model)."))
     if command == "compress":
         flags.DEFINE_string("input", None, "Image file to compress.")
         flags.DEFINE_string("out", None, "Compressed file to write.")
@@ -381,7 +382,13 @@ def decompress() -> None:
             payload = f.read()
     except OSError as err:
         raise CommandError(f"cannot read {FLAGS.input}: {err.strerror}") from None
-    codec = _load_codec()
+    if FLAGS.model is None:  # the shipped model that wrote the file
+        try:
+            codec = codec_lib.shipped_codec_for(payload)
+        except (OSError, ValueError) as err:
+            raise CommandError(f"cannot decode {FLAGS.input}: {err}") from None
+    else:
+        codec = _load_codec()
     start = time.perf_counter()
     try:
         image = codec_lib.decompress_image(codec, payload)

@@ -13,6 +13,7 @@ from yoto_tf.compression.codec import (
     estimate_bpp,
     load_compression_model,
     reconstruct_image,
+    shipped_codec_for,
 )
 from yoto_tf.compression.container import CorruptFileError
 from yoto_tf.compression.model import (
@@ -36,4 +37,5 @@ __all__ = [
     "load_compression_model",
     "rate_distortion_terms",
     "reconstruct_image",
+    "shipped_codec_for",
 ]

@@ -370,6 +370,30 @@ def load_compression_model(path) -> CompressionCodec:
     return CompressionCodec(network)
 
 
+def shipped_codec_for(data: bytes) -> CompressionCodec:
+    """The codec of the shipped compression model that wrote ``data`` (the file names its
+    model by fingerprint; the default model is tried first, each file is verified).
+
+    Raises:
+      CorruptFileError: ``data`` is not a readable compressed image.
+      ModelMismatchError: no shipped model has the file's fingerprint (the message lists
+        the shipped models' fingerprints: decode with the model that wrote the file).
+    """
+    from yoto_tf import pretrained  # pylint: disable=import-outside-toplevel  # pretrained imports the tasks
+
+    wanted = container.unpack(data).fingerprint
+    seen = []
+    for shipped in pretrained.list_models("compression"):
+        codec = load_compression_model(pretrained.verify(shipped))
+        if codec.fingerprint == wanted:
+            return codec
+        seen.append(f"{shipped.name} ({codec.fingerprint.hex()})")
+    raise ModelMismatchError(
+        f"the file was written by a model that is not shipped (fingerprint {wanted.hex()}; shipped: "
+        f"{', '.join(seen) or 'none'}); decode it with --model, the model that wrote it"
+    )
+
+
 def _conditioning(codec: CompressionCodec, image, lam, lambda_map, map_cell, map_bits):
     """(checked image, conditioning lam_vec or map, QuantizedMap or None)."""
     image = check_image(image)
