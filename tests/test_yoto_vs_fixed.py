@@ -365,13 +365,19 @@ def test_bd_rate_rows_compare_each_yoto_curve_with_the_fixed_models_curve():
     assert by_key[("yoto_w1", 1)]["bd_rate_percent"] == pytest.approx(10.0, abs=1e-6)
     assert by_key[("yoto_w1", "mean")]["bd_rate_percent"] == pytest.approx(0.0, abs=1e-6)
     assert by_key[("yoto_w1", "mean")]["note"] == "2 of 2 seeds, range -10.00 .. +10.00 %"
+    assert by_key[("yoto_w1", 0)]["note"] is None
     assert by_key[("yoto_w2", 0)]["bd_rate_percent"] is None and by_key[("yoto_w2", 0)]["note"]
     assert by_key[("yoto_w2", "mean")]["bd_rate_percent"] is None
+    # a fixed curve whose PSNR falls at the top (an undertrained fixed model) is flagged
+    bent = [dict(r, psnr_db=25.0) if r["model"] == "fixed_1" else r for r in rows]
+    noted = {(r["model"], r["seed"]): r for r in harness.bd_rate_rows(bent, ["yoto_w1"], "rate", "psnr_db")}
+    assert "fixed: psnr_db does not rise with rate" in noted[("yoto_w1", 0)]["note"]
+    assert noted[("yoto_w1", "mean")]["note"].endswith("; 2 seed(s) with a note")
     lines = harness.report.bd_rate_lines(result, {"yoto_w1": "YOTO w x1", "yoto_w2": "YOTO w x2"}, "psnr_db")
     assert lines == ["BD-rate (psnr_db) of YOTO w x1 vs the fixed models' curve: +0.00 % "
                      "(mean over seeds; 2 of 2 seeds, range -10.00 .. +10.00 %)",
                      "BD-rate (psnr_db) of YOTO w x2 vs the fixed models' curve: undefined "
-                     "(mean over seeds; 0 of 2 seeds)"]
+                     "(mean over seeds; 0 of 2 seeds; 2 seed(s) with a note)"]
 
 
 def test_compression_adapter_builds_the_chosen_recipe_and_records_it():

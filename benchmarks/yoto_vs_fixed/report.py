@@ -57,7 +57,8 @@ def bd_rate_rows(rows: Sequence[dict], yoto_labels: Sequence[str], rate: str, qu
     point per fixed model, measured at its own lambda; the YOTO curve one per evaluation
     lambda. Points are the held-out means of ``rate`` and ``quality`` (e.g. bpp and PSNR in
     dB); negative = YOTO needs fewer bits for the same quality. A seed whose curves do not
-    overlap in quality gets no value and a ``note`` (the mean then covers the other seeds)."""
+    overlap in quality gets no value and a ``note`` (the mean then covers the other seeds); a
+    curve whose quality does not rise with the rate is noted (an undertrained model)."""
     from yoto_tf.compression.metrics import bd_rate
 
     def curve(selected):
@@ -72,17 +73,22 @@ def bd_rate_rows(rows: Sequence[dict], yoto_labels: Sequence[str], rate: str, qu
                           and r["eval_lambda"] == r["trained_lambda"])
             yoto = curve(r for r in rows if r["seed"] == seed and r["model"] == label)
             row = {"model": label, "seed": seed, "bd_rate_percent": None, "points": len(yoto[0]), "note": None}
+            notes = [f"{name}: {quality} does not rise with {rate}, the fit is unreliable"
+                     for name, (_, values) in (("fixed", fixed), (label, yoto)) if np.any(np.diff(values) <= 0)]
             try:
                 row["bd_rate_percent"] = bd_rate(*fixed, *yoto)
             except ValueError as error:
-                row["note"] = str(error)
+                notes.insert(0, str(error))
+            row["note"] = "; ".join(notes) or None
             per_seed.append(row)
         values = [r["bd_rate_percent"] for r in per_seed if r["bd_rate_percent"] is not None]
         result += per_seed + [{
             "model": label, "seed": "mean", "points": per_seed[0]["points"],
             "bd_rate_percent": float(np.mean(values)) if values else None,
             "note": f"{len(values)} of {len(per_seed)} seeds" + (
-                f", range {min(values):+.2f} .. {max(values):+.2f} %" if values else ""),
+                f", range {min(values):+.2f} .. {max(values):+.2f} %" if values else "") + (
+                f"; {sum(bool(r['note']) for r in per_seed)} seed(s) with a note"
+                if any(r["note"] for r in per_seed) else ""),
         }]
     return result
 
