@@ -224,17 +224,27 @@ class LossConditionalModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         inputs, _ = self._split(x)
-        lam = self.scheduled_weights(self.loss_weights(y_pred["lambda"]), training)
-        terms = self.per_example_terms(inputs, y_pred["outputs"])
+        outputs = y_pred["outputs"]
+        terms = self.per_example_terms(inputs, outputs)
         for i, tracker in enumerate(self.term_trackers):
             tracker.update_state(terms[:, i])
-        if self.normalize_terms:
-            terms = terms / ops.stop_gradient(self._update_term_means(terms, training))
-        total = ops.mean(ops.sum(lam * terms, axis=-1))
+        total = ops.mean(self.example_losses(inputs, outputs, y_pred["lambda"], terms, training))
         total = _scale_for_replicas(total)
         for extra in self.losses:  # regularizers of the network's layers
             total = total + _scale_for_replicas(ops.cast(ops.sum(extra), "float32"))
         return total
+
+    def example_losses(self, inputs, outputs, lam, terms, training):
+        """The loss of every example [B]: its unweighted terms [B, k] (from
+        :meth:`per_example_terms`) weighted by :meth:`scheduled_weights` of
+        :meth:`loss_weights` of its raw lambda [B, k] (after the optional term
+        normalization). Override to weight the loss another way, e.g. per pixel with a
+        lambda map (``yoto_tf.compression.training``); the batch mean, the replicas'
+        scaling and the layers' regularizers stay in :meth:`compute_loss`."""
+        weights = self.scheduled_weights(self.loss_weights(lam), training)
+        if self.normalize_terms:
+            terms = terms / ops.stop_gradient(self._update_term_means(terms, training))
+        return ops.sum(weights * terms, axis=-1)
 
     def _update_term_means(self, terms, training):
         if not training:

@@ -40,7 +40,7 @@ from keras import ops
 
 from yoto_tf.compression.model import DISTORTION_SCALE, build_network, rate_distortion_terms
 from yoto_tf.compression.quality_map import DEFAULT_CELL
-from yoto_tf.training import LossConditionalModel, _scale_for_replicas
+from yoto_tf.training import LossConditionalModel
 
 
 class CompressionTrainingModel(LossConditionalModel):
@@ -73,7 +73,7 @@ class CompressionTrainingModel(LossConditionalModel):
                              "distortion per pixel, before any batch normalization of the terms).")
         self.lambda_map_fraction = float(lambda_map_fraction)
         self.map_cell = int(map_cell)
-        self._distortion = self.loss_space.index("distortion")
+        self._distortion, self._rate = self.loss_space.index("distortion"), self.loss_space.index("rate")
 
     def call(self, x, training=False):
         inputs, lam = self._split(x)
@@ -106,28 +106,21 @@ class CompressionTrainingModel(LossConditionalModel):
                 * ops.cast((cols >= left) & (cols < right), "float32") * chosen)[..., None]
         return outside[:, None, None, :] * (1.0 - mask) + inside[:, None, None, :] * mask
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        lam = y_pred["lambda"]
+    def example_losses(self, inputs, outputs, lam, terms, training):
+        """As the base class for a lambda [B, k]; for a lambda map [B, h, w, k] (see
+        :meth:`sample_lambda_map`), each pixel's distortion weighted by its own lambda (the
+        map resized bilinearly to the image) and the result divided, with geometric-mean
+        weighting, by ``exp(mean_x log sqrt(lam(x)))`` (see the module docstring)."""
         if len(lam.shape) != 4:
-            return super().compute_loss(x, y, y_pred, sample_weight, training)
-        inputs, _ = self._split(x)
-        outputs = y_pred["outputs"]
-        terms = self.per_example_terms(inputs, outputs)
-        for i, tracker in enumerate(self.term_trackers):
-            tracker.update_state(terms[:, i])
+            return super().example_losses(inputs, outputs, lam, terms, training)
         pixel_lam = ops.image.resize(lam, (inputs.shape[1], inputs.shape[2]), interpolation="bilinear")
         squared_error = DISTORTION_SCALE * ops.mean(ops.square(inputs - outputs["x_hat"]), axis=-1)
-        weighted = ops.mean(pixel_lam[..., self._distortion] * squared_error, axis=(1, 2))  # [B]
-        rate = terms[:, self.loss_space.index("rate")] * ops.mean(pixel_lam[..., self.loss_space.index("rate")],
-                                                                   axis=(1, 2))
-        per_example = weighted + rate
+        distortion = ops.mean(pixel_lam[..., self._distortion] * squared_error, axis=(1, 2))  # [B]
+        rate = terms[:, self._rate] * ops.mean(pixel_lam[..., self._rate], axis=(1, 2))  # [B]
+        losses = distortion + rate
         if self.weight_normalization == "geometric_mean":
-            per_example = per_example / ops.exp(ops.mean(ops.log(pixel_lam), axis=(1, 2, 3)))
-        total = _scale_for_replicas(ops.mean(per_example))
-        for extra in self.losses:
-            total = total + _scale_for_replicas(ops.cast(ops.sum(extra), "float32"))
-        return total
-
+            losses = losses / ops.exp(ops.mean(ops.log(pixel_lam), axis=(1, 2, 3)))
+        return losses
 
 def build_model(
     loss_space=None,
