@@ -371,7 +371,7 @@ def test_bd_rate_rows_compare_each_yoto_curve_with_the_fixed_models_curve():
     # a fixed curve whose PSNR falls at the top (an undertrained fixed model) is flagged
     bent = [dict(r, psnr_db=25.0) if r["model"] == "fixed_1" else r for r in rows]
     noted = {(r["model"], r["seed"]): r for r in harness.bd_rate_rows(bent, ["yoto_w1"], "rate", "psnr_db")}
-    assert "fixed: psnr_db does not rise with rate" in noted[("yoto_w1", 0)]["note"]
+    assert "fixed: PSNR does not rise with rate" in noted[("yoto_w1", 0)]["note"]
     assert noted[("yoto_w1", "mean")]["note"].endswith("; 2 seed(s) with a note")
     lines = harness.report.bd_rate_lines(result, {"yoto_w1": "YOTO w x1", "yoto_w2": "YOTO w x2"}, "psnr_db")
     assert lines == ["BD-rate (psnr_db) of YOTO w x1 vs the fixed models' curve: +0.00 % "

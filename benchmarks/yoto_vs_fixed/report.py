@@ -59,28 +59,22 @@ def bd_rate_rows(rows: Sequence[dict], yoto_labels: Sequence[str], rate: str, qu
     dB); negative = YOTO needs fewer bits for the same quality. A seed whose curves do not
     overlap in quality gets no value and a ``note`` (the mean then covers the other seeds); a
     curve whose quality does not rise with the rate is noted (an undertrained model)."""
-    from yoto_tf.compression.metrics import bd_rate
+    from yoto_tf.compression.evaluation import Curve, bjontegaard_row
 
-    def curve(selected):
+    def curve(name, selected):
         selected = sorted(selected, key=lambda r: r[rate])
-        return [r[rate] for r in selected], [r[quality] for r in selected]
+        return Curve(name, np.array([r[rate] for r in selected]), np.array([r[quality] for r in selected]), None)
 
     result = []
     for label in yoto_labels:
         per_seed = []
         for seed in sorted({r["seed"] for r in rows}):
-            fixed = curve(r for r in rows if r["seed"] == seed and r["approach"] == "fixed"
-                          and r["eval_lambda"] == r["trained_lambda"])
-            yoto = curve(r for r in rows if r["seed"] == seed and r["model"] == label)
-            row = {"model": label, "seed": seed, "bd_rate_percent": None, "points": len(yoto[0]), "note": None}
-            notes = [f"{name}: {quality} does not rise with {rate}, the fit is unreliable"
-                     for name, (_, values) in (("fixed", fixed), (label, yoto)) if np.any(np.diff(values) <= 0)]
-            try:
-                row["bd_rate_percent"] = bd_rate(*fixed, *yoto)
-            except ValueError as error:
-                notes.insert(0, str(error))
-            row["note"] = "; ".join(notes) or None
-            per_seed.append(row)
+            fixed = curve("fixed", (r for r in rows if r["seed"] == seed and r["approach"] == "fixed"
+                                    and r["eval_lambda"] == r["trained_lambda"]))
+            yoto = curve(label, (r for r in rows if r["seed"] == seed and r["model"] == label))
+            bd = bjontegaard_row(yoto, fixed)  # notes a failed fit and curves that do not rise
+            per_seed.append({"model": label, "seed": seed, "bd_rate_percent": bd["bd_rate_psnr_percent"],
+                             "points": len(yoto.bpp), "note": bd["note"]})
         values = [r["bd_rate_percent"] for r in per_seed if r["bd_rate_percent"] is not None]
         result += per_seed + [{
             "model": label, "seed": "mean", "points": per_seed[0]["points"],

@@ -15,13 +15,12 @@ badly, the map file's PSNR there falls below both its inside and its outside PSN
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable, Sequence
 
 import numpy as np
 
 from yoto_tf.compression import codec as codec_lib
-from yoto_tf.compression import rate_control
+from yoto_tf.compression import metrics, rate_control
 
 FIELDS = ("image", "roi_fraction", "low", "high", "map_bytes", "map_bpp", "uniform_lambda",
           "uniform_bytes", "size_met", "map_psnr_inside", "uniform_psnr_inside",
@@ -75,9 +74,8 @@ def centre_roi(height: int, width: int, fraction: float = 0.5) -> np.ndarray:
 
 def masked_psnr(reference, decoded, selected) -> float:
     """PSNR (dB, 8-bit) over the pixels where the bool [H, W] ``selected`` is True."""
-    error = (np.asarray(reference, np.float64) - np.asarray(decoded, np.float64)) ** 2
-    mse = float(error[np.asarray(selected, bool)].mean())
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    selected = np.asarray(selected, bool)
+    return metrics.psnr(np.asarray(reference)[selected], np.asarray(decoded)[selected])
 
 
 def psnr_inside_outside(reference, decoded, mask) -> tuple[float, float]:
