@@ -91,6 +91,12 @@ def test_a_lambda_map_weights_each_pixels_distortion_by_its_own_lambda():
     assert float(model.compute_loss(x=flat, y_pred=model(flat, training=False), training=False)) != pytest.approx(loss, rel=1e-2)
 
 
+def _fills_its_box(cells):
+    """Whether the True cells of a bool [h, w] grid are exactly a rectangle."""
+    rows, cols = np.nonzero(cells)
+    return cells[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+
+
 def test_training_lambda_maps_are_two_level_rectangles_in_the_range():
     space, model = _map_model(fraction=0.5)
     maps = np.asarray(model.sample_lambda_map(keras.ops.zeros((64, 128, 128, 3))))
@@ -104,12 +110,7 @@ def test_training_lambda_maps_are_two_level_rectangles_in_the_range():
         assert len(levels) <= 2
         if len(levels) == 2:
             two_level += 1
-
-            def fills_its_box(cells):
-                r, c = np.nonzero(cells)
-                return cells[r.min():r.max() + 1, c.min():c.max() + 1].all()
-
-            assert fills_its_box(lam_map == levels[0]) or fills_its_box(lam_map == levels[1])
+            assert _fills_its_box(lam_map == levels[0]) or _fills_its_box(lam_map == levels[1])
     assert 16 <= two_level <= 48  # about half of 64
     with pytest.raises(ValueError, match=r"lambda_map_fraction must be in \[0, 1\], got 1.5"):
         _map_model(fraction=1.5)
