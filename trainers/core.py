@@ -239,7 +239,7 @@ class _Progress(keras.callbacks.Callback):
                 tf.summary.scalar(f"train/{key}", float(value))
             tf.summary.scalar("train/steps_per_second", rate)
             if self.task.summaries is not None:
-                summaries = self.task.summaries(self.model.network, self.step)
+                summaries = self.task.summaries(self.model.saved_network(), self.step)
                 for tag, value in summaries.scalars.items():
                     tf.summary.scalar(tag, float(value))
                 for tag, batch in summaries.images.items():
@@ -316,7 +316,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
         progress.save()
     if chief:
         path = os.path.join(cfg.model_dir, "model.keras")
-        save_model(model.network, path, info=task.model_info)
+        save_model(model.saved_network(), path, info=task.model_info)
         logging.info("Wrote %s", path)
         if task.export is not None:
             # The reloaded copy lives outside the strategy (predict() on the distributed

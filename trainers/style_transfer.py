@@ -27,14 +27,15 @@ import numpy as np
 from absl import flags, logging
 
 from trainers import cli, core
-from yoto_tf import data
+from yoto_tf import data, pretrained
 from yoto_tf.images import load_image_with_note, save_image
-from yoto_tf.style_transfer import grid
+from yoto_tf.style_transfer import grid, inference
 from yoto_tf.style_transfer.inference import sweep
 from yoto_tf.style_transfer.loss_space import STYLE_NAMES, style_transfer_loss_space
 from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer import training as style_training
 from yoto_tf.style_transfer.training import training_dataset
+from yoto_tf.style_transfer.transformer import IMAGE_INPUT
 from yoto_tf.style_transfer.vgg import (
     VGG_SPECS,
     VGGWeightsUnavailableError,
@@ -67,6 +68,20 @@ flags.DEFINE_string(
 flags.DEFINE_float(
     "diagonal_fraction", 0.5,
     "Share of examples whose five style weights are drawn together (trains the strength knob).",
+)
+flags.DEFINE_float(
+    "lambda_map_fraction", 0.0,
+    "Share of the examples trained on a two-region lambda map (a random rectangle with its own "
+    "weighting, style losses per region), so one pass with a map (--strength_map, the TFLite "
+    "map export) keeps both regions' strengths; 0 = one lambda per image.",
+    lower_bound=0.0, upper_bound=1.0,
+)
+flags.DEFINE_string(
+    "init_from", None,
+    "Start from this trained network (a shipped model's name, a model.keras or a run "
+    "directory) instead of a new one: its architecture is used (do not also give "
+    "--width_multiplier or --conditioning_units) and --style_images must list its paintings "
+    "in its order. A run with checkpoints resumes from them instead.",
 )
 flags.DEFINE_integer("sweep_size", 256, "Longer side of the images in lambda_sweep.png.", lower_bound=16)
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory for --content=tfds:...")
@@ -120,19 +135,54 @@ def model_info(style_paths: list[str], vgg_weights: str) -> dict:
     }
 
 
+def initial_network_path(num_styles: int) -> str | None:
+    """The verified file of --init_from (None if unset).
+
+    Raises:
+      ValueError: architecture flags beside it, an unreadable or non-style model, or a
+        number of paintings other than --style_images'.
+    """
+    if FLAGS.init_from is None:
+        return None
+    given = [f"--{name}" for name in ("width_multiplier", "conditioning_units") if FLAGS[name].present]
+    if given:
+        raise ValueError(f"--init_from takes the architecture of {FLAGS.init_from!r}; remove {', '.join(given)}.")
+    try:
+        path = pretrained.resolve_model_path(FLAGS.init_from)
+        network = pretrained.load_network(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--init_from: {error}") from None
+    layers = [layer.name for layer in getattr(network, "layers", [])]
+    if "conditioning" not in layers or IMAGE_INPUT not in [t.name for t in network.inputs]:
+        raise ValueError(f"--init_from: {path} is not a conditioned style-transfer model.")
+    held = inference.num_styles(network)
+    if held != num_styles:
+        raise ValueError(f"--init_from: {path} holds {held} painting(s) but --style_images gives "
+                         f"{num_styles}; list its paintings, in its order.")
+    return path
+
+
 def make_task(
     style_images: list[np.ndarray], vgg_weights: str, eval_images, info: dict | None = None,
-    settings: dict | None = None,
+    settings: dict | None = None, init_path: str | None = None,
 ) -> core.TrainTask:
     space = style_transfer_loss_space()
     num_styles = len(style_images)
 
     def build_model():
         losses = StyleTransferLoss(style_images, vgg=FLAGS.vgg, vgg_weights=vgg_weights, style_size=FLAGS.style_size)
+        if init_path is not None:
+            logging.info("Starting from %s.", init_path)
+            return style_training.StyleTransferModel(
+                pretrained.load_network(init_path), losses, seed=FLAGS.seed,
+                diagonal_fraction=FLAGS.diagonal_fraction,
+                lambda_map_fraction=FLAGS.lambda_map_fraction,
+            )
         return style_training.build_model(
             losses, space, width_multiplier=FLAGS.width_multiplier,
             conditioning_units=FLAGS.conditioning_units, seed=FLAGS.seed,
             diagonal_fraction=FLAGS.diagonal_fraction,
+            lambda_map_fraction=FLAGS.lambda_map_fraction,
         )
 
     def make_dataset(batch_size, seed):
@@ -174,6 +224,8 @@ def task_settings(style_paths: list[str], vgg_weights: str) -> dict:
         "vgg_weights": weights_label(vgg_weights),
         "vgg_weights_file": None if vgg_weights == "none" else os.path.abspath(vgg_weights),
         "diagonal_fraction": FLAGS.diagonal_fraction,
+        "lambda_map_fraction": FLAGS.lambda_map_fraction,
+        "init_from": FLAGS.init_from,
         "loss_space": style_transfer_loss_space().get_config(),
         "style_names": list(STYLE_NAMES),
     }
@@ -193,6 +245,7 @@ def main(argv):
             )
         ]
         vgg_weights = resolve_weights(FLAGS.vgg, FLAGS.vgg_weights)
+        init_path = initial_network_path(len(style_images))
     except (ValueError, VGGWeightsUnavailableError) as error:  # ImageReadError is a ValueError
         cli.fail("style_transfer", error)
     logging.info(
@@ -202,7 +255,7 @@ def main(argv):
     )
     info = model_info(style_paths, vgg_weights)
     settings = task_settings(style_paths, vgg_weights)
-    core.train_from_flags(make_task(style_images, vgg_weights, eval_images, info, settings))
+    core.train_from_flags(make_task(style_images, vgg_weights, eval_images, info, settings, init_path))
 
 
 def cli_main() -> None:

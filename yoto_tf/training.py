@@ -144,6 +144,12 @@ class LossConditionalModel(keras.Model):
             return x["inputs"], x.get("lambda")
         return x, None
 
+    def saved_network(self):
+        """The network a trainer saves and evaluates: ``network`` itself by default. Override
+        when training runs a variant of it (style transfer trains a lambda-map twin and
+        saves the per-image network with its weights)."""
+        return self.network
+
     def call_network(self, inputs, lam, training=False):
         """Runs the conditioned network; override to add task inputs (e.g. a style index)."""
         return self.network((inputs, lam), training=training)

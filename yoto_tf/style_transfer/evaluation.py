@@ -176,21 +176,45 @@ class SplitMapResult:
         further than ``margin`` from the edge), with the uniform output of that half's strength.
       uniform_difference: mean |uniform high - uniform low| over the image (the scale the
         errors compare with).
-      bleed_px: how far (pixels) from the edge the change reaches: columns where the map output
-        is closer to the OTHER side's uniform output than 90 % of the way to its own.
-      columns_error: [W] per column, the mean |map output - own-side uniform output|.
+      left_position, right_position: where each half lies between the two uniform outputs,
+        0 = the low strength's, 1 = the high's (the projection of map output - uniform low
+        onto uniform high - uniform low, over the half's pixels beyond ``margin``): a sharp
+        map gives about 0 on the left and 1 on the right; a washed-out strong half stays
+        well below 1.
+      column_positions: [W] the same projection per column, smoothed over 8 columns.
+      transition_px: the width of the change at the edge: from the first column left of the
+        edge whose smoothed position falls below a quarter of the way from the left half's
+        position to the right half's, to the first column right of it above three quarters.
+      edge_band_ratio: mean error to the own side's uniform output within ``margin`` pixels
+        of the edge, divided by that of the rest (1 = no seam; a dark or bright band along
+        the edge raises it).
     """
 
     left_error: float
     right_error: float
     uniform_difference: float
-    bleed_px: int
-    columns_error: np.ndarray
+    left_position: float
+    right_position: float
+    column_positions: np.ndarray
+    transition_px: int
+    edge_band_ratio: float
+
+    def row(self) -> dict:
+        """The scalars, the errors also relative to the uniform difference."""
+        return {
+            "left_error": self.left_error, "right_error": self.right_error,
+            "uniform_difference": self.uniform_difference,
+            "left_relative_error": self.left_error / self.uniform_difference,
+            "right_relative_error": self.right_error / self.uniform_difference,
+            "left_position": self.left_position, "right_position": self.right_position,
+            "transition_px": self.transition_px, "edge_band_ratio": self.edge_band_ratio,
+        }
 
 
 def split_map_evidence(network, map_network, photo, low: float, high: float,
                        style_index: int = 0, margin: int = 16) -> SplitMapResult:
-    """Stylizes ``photo`` with a sharp left/right strength map and both uniform strengths."""
+    """Stylizes ``photo`` (wider than ``4 * margin``) with a sharp left/right strength map in
+    one pass of ``map_network`` and at both uniform strengths with ``network``."""
     space = find_loss_space(network)
     height, width = np.shape(photo)[:2]
     edge = width // 2
@@ -198,17 +222,31 @@ def split_map_evidence(network, map_network, photo, low: float, high: float,
     mapped = stylize_with_map(map_network, photo, lambda_map(space, strengths.astype(np.float32)),
                               style_index)
     uniform = {s: stylize(network, photo, with_strength(space, s), style_index) for s in (low, high)}
-    own = np.where(np.arange(width)[None, :, None] < edge, uniform[low], uniform[high])
-    other = np.where(np.arange(width)[None, :, None] < edge, uniform[high], uniform[low])
-    error = np.abs(mapped - own)
-    columns = error.mean(axis=(0, 2))
-    between = np.abs(own - other).mean(axis=(0, 2)) + 1e-6
-    bleeding = np.nonzero(columns > 0.1 * between)[0]
-    bleed = int(np.max(np.abs(bleeding - edge + 0.5)) + 0.5) if len(bleeding) else 0
+    left = np.arange(width)[None, :, None] < edge
+    error = np.abs(mapped - np.where(left, uniform[low], uniform[high]))
+    direction = uniform[high] - uniform[low]
+    offset = mapped - uniform[low]
+
+    def position(columns: slice) -> float:
+        step = direction[:, columns]
+        return float(np.sum(offset[:, columns] * step) / max(np.sum(step * step), 1e-12))
+
+    left_position = position(slice(None, edge - margin))
+    right_position = position(slice(edge + margin, None))
+    per_column = np.sum(offset * direction, axis=(0, 2)) / np.maximum(np.sum(direction ** 2, axis=(0, 2)), 1e-12)
+    smoothed = np.convolve(per_column, np.ones(8) / 8, mode="same")
+    rise = (smoothed - left_position) / (right_position - left_position or 1e-12)
+    below = np.nonzero(rise[:edge] < 0.25)[0]
+    above = np.nonzero(rise[edge:] > 0.75)[0]
+    transition = (edge - (below[-1] + 1) if len(below) else edge) + (above[0] if len(above) else width - edge)
+    band = np.abs(np.arange(width) - edge + 0.5) < margin
     return SplitMapResult(
         left_error=float(error[:, : edge - margin].mean()),
         right_error=float(error[:, edge + margin :].mean()),
-        uniform_difference=float(np.abs(uniform[high] - uniform[low]).mean()),
-        bleed_px=bleed,
-        columns_error=columns,
+        uniform_difference=float(np.abs(direction).mean()),
+        left_position=left_position,
+        right_position=right_position,
+        column_positions=smoothed,
+        transition_px=int(transition),
+        edge_band_ratio=float(error[:, band].mean() / max(error[:, ~band].mean(), 1e-12)),
     )

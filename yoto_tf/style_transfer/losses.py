@@ -37,6 +37,40 @@ def gram_matrix(features):
     return gram / ops.cast(shape[1] * shape[2] * shape[3], gram.dtype)
 
 
+def masked_gram_matrix(features, weights):
+    """Gram matrices of the pixels a soft mask selects, normalized like :func:`gram_matrix`.
+
+    Args:
+      features: [B, H, W, C].
+      weights: [B, H, W] in [0, 1], each pixel's share in the region.
+
+    Returns:
+      [B, C, C]: ``sum_hw w f f^T / (sum_hw w * C)`` (the Gram matrix of the whole image when
+      ``weights`` is all ones; zero for an empty region).
+    """
+    shape = ops.shape(features)
+    flat = ops.reshape(features, (shape[0], -1, shape[3]))
+    flat_weights = ops.reshape(weights, (shape[0], -1, 1))
+    gram = ops.matmul(ops.transpose(flat * flat_weights, (0, 2, 1)), flat)
+    area = ops.maximum(ops.sum(flat_weights, axis=(1, 2)), 1e-6)
+    return gram / (area * ops.cast(shape[3], gram.dtype))[:, None, None]
+
+
+def masked_mean(values, weights):
+    """Per-example mean of ``values`` [B, H, W] over the pixels ``weights`` [B, H, W] select
+    (0 for an empty region) -> [B]."""
+    return ops.sum(values * weights, axis=(1, 2)) / ops.maximum(ops.sum(weights, axis=(1, 2)), 1e-6)
+
+
+def resize_mask(mask, height, width):
+    """Region mask [B, H, W] -> [B, height, width] by area averaging (a soft edge where a
+    lower-resolution pixel straddles the region's boundary); H, W are multiples of height, width."""
+    factor = mask.shape[1] // height
+    if factor == 1:
+        return mask
+    return ops.average_pool(mask[..., None], factor, factor)[..., 0]
+
+
 def total_variation(images):
     """Per-example total variation: mean squared vertical + horizontal neighbour differences.
 
@@ -145,7 +179,8 @@ class StyleTransferLoss(keras.layers.Layer):
             per_image.append([ops.convert_to_numpy(gram_matrix(f))[0] for f in feats])
         return [np.stack(layer).astype(np.float32) for layer in zip(*per_image)]
 
-    def call(self, inputs, outputs):
+    def _content_and_style(self, inputs):
+        """(content images [B, H, W, 3], style indices int32 [B]) of a call's inputs."""
         if isinstance(inputs, Mapping):
             content = inputs[IMAGE_INPUT]
             style_index = inputs.get(STYLE_INPUT)
@@ -158,8 +193,10 @@ class StyleTransferLoss(keras.layers.Layer):
                     f"'{IMAGE_INPUT}' and '{STYLE_INPUT}'."
                 )
             style_index = ops.zeros((ops.shape(content)[0],), "int32")
-        style_index = ops.cast(style_index, "int32")
+        return content, ops.cast(style_index, "int32")
 
+    def call(self, inputs, outputs):
+        content, style_index = self._content_and_style(inputs)
         *style_feats, out_content = self.features(outputs)
         target_content = ops.stop_gradient(self.content_features(content))
         terms = {
@@ -169,6 +206,42 @@ class StyleTransferLoss(keras.layers.Layer):
         for name, feats, targets in zip(STYLE_NAMES, style_feats, self.gram_targets):
             target = ops.take(targets, style_index, axis=0)  # [B, C, C]
             terms[name] = ops.mean(ops.square(gram_matrix(feats) - target), axis=(1, 2))
+        return terms
+
+    def region_terms(self, inputs, outputs, masks):
+        """The terms of each region of each example: the content and TV terms averaged over
+        the region's pixels, the style terms from the Gram matrices of the region's
+        features only (:func:`masked_gram_matrix`). With one all-ones mask these are the
+        terms :meth:`call` returns.
+
+        Args:
+          inputs, outputs: as in :meth:`call`; H and W multiples of 16 (the VGG's pooling).
+          masks: float32 [B, R, H, W], each pixel's share in each of R regions.
+
+        Returns:
+          ``{name: float32 [B, R]}`` for every name in :data:`TERM_NAMES`.
+        """
+        content, style_index = self._content_and_style(inputs)
+        *style_feats, out_content = self.features(outputs)
+        target_content = ops.stop_gradient(self.content_features(content))
+        num_regions = masks.shape[1]
+
+        def per_region(fn):
+            return ops.stack([fn(masks[:, r]) for r in range(num_regions)], axis=1)
+
+        squared = ops.mean(ops.square(out_content - target_content), axis=-1)
+        dy = ops.mean(ops.square(outputs[:, 1:] - outputs[:, :-1]), axis=-1)
+        dx = ops.mean(ops.square(outputs[:, :, 1:] - outputs[:, :, :-1]), axis=-1)
+        terms = {
+            CONTENT: per_region(lambda m: masked_mean(
+                squared, resize_mask(m, squared.shape[1], squared.shape[2]))),
+            TOTAL_VARIATION: per_region(lambda m: masked_mean(dy, m[:, 1:]) + masked_mean(dx, m[:, :, 1:])),
+        }
+        for name, feats, targets in zip(STYLE_NAMES, style_feats, self.gram_targets):
+            target = ops.take(targets, style_index, axis=0)  # [B, C, C]
+            terms[name] = per_region(lambda m, feats=feats, target=target: ops.mean(ops.square(
+                masked_gram_matrix(feats, resize_mask(m, feats.shape[1], feats.shape[2])) - target),
+                axis=(1, 2)))
         return terms
 
     def get_config(self):

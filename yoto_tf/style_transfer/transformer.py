@@ -263,6 +263,26 @@ def lambda_map_network(network: keras.Model) -> keras.Model:
     Raises:
       ValueError: ``network`` was not built by :func:`build_network` with conditioning.
     """
+    return _rebuilt(network, lambda_map=True, name=f"{network.name}_lambda_map")
+
+
+def per_image_network(map_network: keras.Model, name: str = "style_transformer") -> keras.Model:
+    """The inverse of :func:`lambda_map_network`: the per-image lambda network [B, k] with
+    the weights of a lambda-map transformer (what a model trained with lambda maps saves).
+
+    Raises:
+      ValueError: ``map_network`` was not built by :func:`build_network` with conditioning.
+    """
+    return _rebuilt(map_network, lambda_map=False, name=name)
+
+
+def takes_lambda_map(network: keras.Model) -> bool:
+    """Whether the transformer's ``loss_weights`` input is a map [B, h, w, k]."""
+    return any(t.name == LAMBDA_INPUT and len(t.shape) == 4 for t in network.inputs)
+
+
+def _rebuilt(network: keras.Model, lambda_map: bool, name: str) -> keras.Model:
+    """``network``'s architecture with a per-image or a map lambda input, and its weights."""
     try:
         conditioning = network.get_layer("conditioning")
     except ValueError:
@@ -273,7 +293,7 @@ def lambda_map_network(network: keras.Model) -> keras.Model:
         conditioning.loss_space, num_styles=styles[0] if styles else 1, width_multiplier=width,
         conditioning_units=conditioning.units, conditioning_layers=conditioning.num_layers,
         conditioning_activation=keras.activations.serialize(conditioning.activation),
-        lambda_map=True, name=f"{network.name}_lambda_map",
+        lambda_map=lambda_map, name=name,
     )
     twin.set_weights(network.get_weights())
     return twin
