@@ -154,3 +154,26 @@ def test_stylize_cli_strength_map(network, tmp_path):
     bad = _cli(f"--model={model}", f"--image={photo}", f"--out={out}",
                f"--strength_map={tmp_path / 'notes.txt'}")
     assert bad.returncode != 0 and "notes.txt" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_stylize_cli_one_pass_strength_map_is_the_map_twins_output(network, tmp_path):
+    model = tmp_path / "m.keras"
+    network.save(model)
+    photo = (RNG.uniform(size=(40, 60, 3)) * 255).astype(np.uint8)
+    save_image(str(tmp_path / "photo.png"), photo)
+    brush = np.zeros((40, 60, 3), np.uint8)
+    brush[:, 30:] = 255
+    save_image(str(tmp_path / "map.png"), brush)
+    out = tmp_path / "out.png"
+    done = _cli(f"--model={model}", f"--image={tmp_path / 'photo.png'}", f"--out={out}", "--style=1",
+                f"--strength_map={tmp_path / 'map.png'}", "--strength_map_range=0.2,5", "--one_pass")
+    assert done.returncode == 0, done.stderr
+    space = style_transfer_loss_space()
+    strengths = lambda_maps.strengths_from_gray(brush[..., 0], 0.2, 5.0)
+    expected = lambda_maps.stylize_with_map(lambda_map_network(network), photo,
+                                            lambda_maps.lambda_map(space, strengths), style_index=1)
+    assert np.abs(load_image(str(out)).astype(np.float32) / 255.0 - expected).max() <= 1.0 / 255.0 + 1e-6
+    blended = lambda_maps.stylize_strength_map(network, photo, strengths, style_index=1)
+    assert np.abs(blended - expected).mean() > 2.0 / 255.0  # a different computation
+    lonely = _cli(f"--model={model}", f"--image={tmp_path / 'photo.png'}", f"--out={out}", "--one_pass")
+    assert lonely.returncode != 0 and "--strength_map" in lonely.stderr and "Traceback" not in lonely.stderr

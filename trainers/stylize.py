@@ -18,7 +18,8 @@ shipped model or the path of a ``.keras`` file.
 ``--strength_map_range LO,HI``, default the model's whole range) with the same model:
 uniform stylizations at up to 5 log-spaced strengths are blended per pixel, so every region
 matches the uniform output of its strength and sharp edges stay sharp
-(yoto_tf/style_transfer/lambda_maps.py).
+(yoto_tf/style_transfer/lambda_maps.py). ``--one_pass`` applies the map in one pass of the
+network instead, for models trained with lambda maps.
 ``--sweep NAME`` writes a labelled grid along one knob (``strength`` or a coefficient name)
 instead of one image; the grid's images are downscaled to ``--sweep_size``.
 
@@ -41,6 +42,7 @@ from yoto_tf.model_files import read_model_info
 from yoto_tf.style_transfer import grid, lambda_maps
 from yoto_tf.style_transfer.inference import num_styles, stylize, sweep
 from yoto_tf.style_transfer.loss_space import lambda_from_values, strength_range
+from yoto_tf.style_transfer.transformer import lambda_map_network
 
 flags.DEFINE_string(
     "model", None,
@@ -63,6 +65,13 @@ flags.DEFINE_string(
 flags.DEFINE_list(
     "strength_map_range", None,
     "LO,HI strengths of black and white in --strength_map (default: the model's range).",
+)
+flags.DEFINE_bool(
+    "one_pass", False,
+    "Apply --strength_map in ONE pass of the model's lambda-map twin (every conditional "
+    "instance norm modulated per pixel) instead of blending uniform passes: one pass for any "
+    "map, smooth gradients included; needs a model trained with --lambda_map_fraction "
+    "(painters4_maps), others wash out the strong side.",
 )
 flags.DEFINE_string("sweep", None, "Write a grid along this knob: 'strength' or a coefficient name.")
 flags.DEFINE_integer("sweep_num", 5, "Number of values in a --sweep.", lower_bound=2)
@@ -151,9 +160,16 @@ def run() -> str:
         if FLAGS.sweep or FLAGS.strength is not None:
             raise ValueError("--strength_map replaces --strength and --sweep; give only one.")
         strengths = _strength_map(space, lam, image.shape[:2])
-        result = lambda_maps.stylize_strength_map(
-            network, image, strengths, base=lam, style_index=style_index, **_tiling_kwargs()
-        )
+        if FLAGS.one_pass:
+            result = lambda_maps.stylize_with_map(
+                lambda_map_network(network), image, lambda_maps.lambda_map(space, strengths, base=lam),
+                style_index=style_index, **_tiling_kwargs())
+        else:
+            result = lambda_maps.stylize_strength_map(
+                network, image, strengths, base=lam, style_index=style_index, **_tiling_kwargs()
+            )
+    elif FLAGS.one_pass:
+        raise ValueError("--one_pass applies a --strength_map; give one.")
     elif FLAGS.sweep:
         small = grid.fit_longer_side(image, FLAGS.sweep_size)
         cells = sweep(network, small, FLAGS.sweep, FLAGS.sweep_num, base=lam,
