@@ -4,17 +4,20 @@ A *strength map* is a grayscale image: black = the lowest strength, white = the 
 log-interpolated between (strength multiplies every style weight, as ``--strength`` does).
 Two ways to apply it:
 
-* :func:`stylize_strength_map` (what ``trainers.stylize --strength_map`` uses): stylizes the
-  image at a few log-spaced uniform strengths and blends them per pixel (linear in log
-  strength). Every region matches the uniform output of its strength exactly and a sharp
-  edge in the map stays sharp; it works with every model, at the cost of one pass per level.
-* :func:`stylize_with_map`: ONE pass of the lambda-map twin of the network
-  (:func:`~yoto_tf.style_transfer.transformer.lambda_map_network`, same weights), with a lambda
-  map [h, w, k] fed at a quarter of the image's resolution and every conditional instance
-  norm modulated per pixel. Measured with models trained with one lambda per image
-  (``evaluation.split_map_evidence``): the strong half of a left/right map washes out (its
-  error to the uniform output exceeds the uniform low/high difference), because instance
-  normalization mixes both regions' statistics. It needs a model trained with lambda maps.
+* :func:`stylize_strength_map` (what ``trainers.stylize --strength_map`` uses by default):
+  stylizes the image at a few log-spaced uniform strengths and blends them per pixel (linear
+  in log strength). Every region matches the uniform output of its strength exactly and a
+  sharp edge in the map stays sharp; it works with every model, at the cost of one pass per
+  level.
+* :func:`stylize_with_map` (``--one_pass``, and the TFLite map export): ONE pass of the
+  lambda-map twin of the network
+  (:func:`~yoto_tf.style_transfer.transformer.lambda_map_network`, same weights), with a
+  lambda map [h, w, k] fed at a quarter of the image's resolution and every conditional
+  instance norm modulated per pixel. Any map, smooth ones included, in one pass; it needs a
+  model trained with lambda maps (``trainers.style_transfer --lambda_map_fraction``, e.g. the
+  shipped ``painters4_maps``). A model trained with one lambda per image washes out the
+  strong side of a sharp map in this mode (instance normalization mixes both regions'
+  statistics); ``trainers.evaluate_strength_map`` measures it.
 
 Large images are tiled as in ``stylize``; each tile reads its own part of the map.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import keras
@@ -128,7 +129,10 @@ class StyleTransferModel(LossConditionalModel):
         batch = ops.shape(images)[0]
         rows, cols = images.shape[1] // self.MAP_DOWNSCALE, images.shape[2] // self.MAP_DOWNSCALE
         inside = self.sample_lambda(batch)
-        draws = ops.concatenate([self.uniform_noise(batch) for _ in range(-(-5 // self.loss_space.size))], axis=-1)
+        # 5 uniform draws per example: the rectangle's top, height, left, width, and whether
+        # the example gets it (the replica-aware sampler draws k at a time).
+        draws = ops.concatenate(
+            [self.uniform_noise(batch) for _ in range(math.ceil(5 / self.loss_space.size))], axis=-1)
 
         def inside_span(size, start_draw, length_draw):  # [B, size] in {0, 1}
             length = (0.25 + 0.75 * length_draw) * size
