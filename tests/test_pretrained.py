@@ -14,10 +14,10 @@ from yoto_tf.images import load_image, save_image
 from yoto_tf.layers import find_loss_space
 from yoto_tf.model_files import read_model_info, save_model
 from yoto_tf.style_transfer import grid
-from yoto_tf.style_transfer.evaluation import edge_correlation
+from yoto_tf.style_transfer.evaluation import edge_correlation, split_map_evidence
 from yoto_tf.style_transfer.inference import num_styles, stylize
 from yoto_tf.style_transfer.loss_space import style_transfer_loss_space, with_strength
-from yoto_tf.style_transfer.transformer import build_network
+from yoto_tf.style_transfer.transformer import build_network, lambda_map_network
 
 
 @pytest.fixture
@@ -104,6 +104,7 @@ def test_style_names_of_a_trained_file_come_from_its_info(tmp_path):
 
 # ------------------------------------------------------------------ the shipped style model
 SHIPPED = "painters4"
+SHIPPED_STYLE_MODELS = ("painters4", "painters4_maps")
 
 
 def test_list_models_prints_each_shipped_model_with_its_styles():
@@ -114,8 +115,9 @@ def test_list_models_prints_each_shipped_model_with_its_styles():
     assert "0=starry_night 1=great_wave 2=composition_vii 3=the_scream" in line
 
 
-def test_shipped_model_file_and_card_match_the_manifest():
-    entry = pretrained.get_model(SHIPPED)
+@pytest.mark.parametrize("name", SHIPPED_STYLE_MODELS)
+def test_shipped_model_file_and_card_match_the_manifest(name):
+    entry = pretrained.get_model(name)
     assert pretrained.verify(entry) == entry.path
     assert os.path.getsize(entry.path) < 10_000_000
     assert read_model_info(entry.path)["vgg_weights"] == "imagenet8bit"
@@ -125,10 +127,11 @@ def test_shipped_model_file_and_card_match_the_manifest():
         assert style.title in card and style.artist in card
 
 
-def test_shipped_model_keeps_structure_and_strength_moves_away_monotonically():
+@pytest.mark.parametrize("name", SHIPPED_STYLE_MODELS)
+def test_shipped_model_keeps_structure_and_strength_moves_away_monotonically(name):
     """On photos it never saw (it trained on BSDS500), for every style: the edges of the photo
     survive at the defaults, and raising the strength 0.1 < 1 < 10 moves further from them."""
-    network = pretrained.load_network(SHIPPED)
+    network = pretrained.load_network(name)
     space = find_loss_space(network)
     for path in data.builtin_image_paths()[:3]:
         photo = grid.fit_longer_side(load_image(path), 192)
@@ -137,6 +140,25 @@ def test_shipped_model_keeps_structure_and_strength_moves_away_monotonically():
                     for s in (0.1, 1.0, 10.0)]
             assert kept[1] > 0.5, (path, style, kept)
             assert kept[0] > kept[1] > kept[2], (path, style, kept)
+
+
+def test_map_trained_model_keeps_both_strengths_of_a_sharp_map_in_one_pass():
+    """Left half strength 0.1, right half 10, ONE pass of the map twin, on photos neither model
+    saw: painters4_maps' halves lie near its own uniform outputs (position 0 = the low
+    strength's, 1 = the high's), painters4's strong half washes out."""
+    positions = {}
+    for name in SHIPPED_STYLE_MODELS:
+        network = pretrained.load_network(name)
+        twin = lambda_map_network(network)
+        results = [split_map_evidence(network, twin, grid.fit_longer_side(load_image(path), 160), 0.1, 10.0,
+                                      style_index=style)
+                   for path in data.builtin_image_paths()[:3] for style in range(num_styles(network))]
+        positions[name] = (np.mean([r.left_position for r in results]),
+                           np.mean([r.right_position for r in results]),
+                           max(r.transition_px for r in results))
+    left, right, transition = positions["painters4_maps"]
+    assert abs(left) < 0.15 and right > 0.75 and transition <= 32, positions
+    assert right > positions["painters4"][1] + 0.15, positions
 
 
 def test_stylize_cli_uses_a_shipped_model_by_name_and_style_name(tmp_path):
