@@ -32,6 +32,30 @@ def parse_range(flag: str, text: str, positive: bool = True) -> tuple[float, flo
     return low, high
 
 
+def load_initial_network(flag_values, architecture_flags) -> tuple[str, object] | None:
+    """``(path, network)`` of a trainer's ``--init_from`` (a shipped name, a ``.keras`` file or
+    a run directory), or None when the flag is unset.
+
+    Raises:
+      ValueError: one of ``architecture_flags`` given beside it (the file fixes them), or a
+        model that does not exist or does not load (the message names it).
+    """
+    from yoto_tf import pretrained  # pylint: disable=import-outside-toplevel
+
+    if flag_values.init_from is None:
+        return None
+    given = [f"--{name}" for name in architecture_flags
+             if flag_values[name].present or flag_values[name].value != flag_values[name].default]
+    if given:
+        raise ValueError(f"--init_from takes the architecture of {flag_values.init_from!r}; "
+                         f"remove {', '.join(given)}")
+    try:
+        path = pretrained.resolve_model_path(flag_values.init_from)
+        return path, pretrained.load_network(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--init_from: {error}") from None
+
+
 def run_app(main, module_name: str, **kwargs) -> None:
     """``absl.app.run(main, **kwargs)`` for ``python -m MODULE`` and for a console-script
     entry point (``yoto-...``) alike.

@@ -218,17 +218,13 @@ def make_task() -> core.TrainTask:
 def _initial_network_path() -> str | None:
     """The verified file of --init_from (None if unset); checks that no architecture flag
     is given beside it and that it is a compression model."""
-    if FLAGS.init_from is None:
-        return None
-    given = [f"--{name}" for name in ARCHITECTURE_FLAGS
-             if FLAGS[name].present or FLAGS[name].value != FLAGS[name].default]
-    if given:
-        raise CommandError(f"--init_from takes the architecture of {FLAGS.init_from!r}; remove {', '.join(given)}")
     try:
-        path = pretrained.resolve_model_path(FLAGS.init_from)
-        network = pretrained.load_network(path)
-    except (OSError, ValueError) as err:
-        raise CommandError(f"--init_from: {err}") from None
+        loaded = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    if loaded is None:
+        return None
+    path, network = loaded
     if not isinstance(network, model_lib.CompressionNetwork):
         raise CommandError(f"--init_from: {path} holds a {type(network).__name__}, not a compression model")
     return path

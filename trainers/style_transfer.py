@@ -147,16 +147,10 @@ def initial_network_path(num_styles: int) -> str | None:
       ValueError: architecture flags beside it, an unreadable or non-style model, or a
         number of paintings other than --style_images'.
     """
-    if FLAGS.init_from is None:
+    loaded = cli.load_initial_network(FLAGS, ("width_multiplier", "conditioning_units"))
+    if loaded is None:
         return None
-    given = [f"--{name}" for name in ("width_multiplier", "conditioning_units") if FLAGS[name].present]
-    if given:
-        raise ValueError(f"--init_from takes the architecture of {FLAGS.init_from!r}; remove {', '.join(given)}.")
-    try:
-        path = pretrained.resolve_model_path(FLAGS.init_from)
-        network = pretrained.load_network(path)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"--init_from: {error}") from None
+    path, network = loaded
     layers = [layer.name for layer in getattr(network, "layers", [])]
     if "conditioning" not in layers or IMAGE_INPUT not in [t.name for t in network.inputs]:
         raise ValueError(f"--init_from: {path} is not a conditioned style-transfer model.")
