@@ -49,6 +49,23 @@ def test_map_modulates_each_region_by_its_own_conditioning(layer_class):
     np.testing.assert_allclose(out[:, :, 9:], with_b[:, :, 9:], atol=1e-5)
 
 
+@pytest.mark.parametrize("layer_class", [ConditionalInstanceNormalization, FiLM])
+@pytest.mark.parametrize("map_size", [(3, 5), (24, 20)])  # coarser, finer than x
+def test_random_map_is_the_map_resized_to_x_then_projected(layer_class, map_size):
+    """The layers project on the coarser grid and resize the modulation: the same function
+    as resizing the map to x and projecting per pixel (the definition)."""
+    x = RNG.normal(size=(2, 12, 10, 6)).astype(np.float32)
+    cond_map = RNG.normal(size=(2, *map_size, 5)).astype(np.float32)
+    layer = _random_heads(layer_class)
+    out = ops.convert_to_numpy(layer([x, cond_map]))
+    pixels = ops.convert_to_numpy(ops.image.resize(cond_map, (12, 10), interpolation="bilinear"))
+    expected = np.stack([
+        np.stack([ops.convert_to_numpy(layer([x[i:i + 1], pixels[i:i + 1, r, c]]))[0, r, c]
+                  for c in range(10)]) for i in range(2) for r in range(12)
+    ]).reshape(out.shape)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
 def test_conditioning_of_wrong_rank_is_explained():
     with pytest.raises(ValueError, match=r"conditioning must be \[batch, d\] or a map"):
         ConditionalInstanceNormalization()([np.zeros((1, 4, 4, 2)), np.zeros((1, 4, 2))])

@@ -124,8 +124,10 @@ def test_two_region_loss_weights_each_region_by_its_own_lambda(losses, corner_in
     inputs = _batch()
     y_pred = model({"inputs": inputs, "lambda": lam}, training=False)
     outputs = y_pred["outputs"]
-    terms = model.per_example_terms(inputs, outputs)
-    got = np.asarray(model.example_losses(inputs, outputs, ops.convert_to_tensor(lam), terms, False))
+    terms, got = model.terms_and_example_losses(inputs, outputs, ops.convert_to_tensor(lam), False)
+    # The whole-image terms come from the same pass: those of the per-image loss.
+    np.testing.assert_allclose(terms, model.per_example_terms(inputs, outputs), rtol=1e-5)
+    got = np.asarray(got)
     pixels = np.repeat(np.repeat(cells, 4, 0), 4, 1).astype(np.float32)
     masks = np.stack([pixels, 1.0 - pixels])[None].repeat(2, 0)
     regions = losses.region_terms(inputs, outputs, masks)
@@ -135,8 +137,9 @@ def test_two_region_loss_weights_each_region_by_its_own_lambda(losses, corner_in
     area = np.array([pixels.mean(), 1.0 - pixels.mean()])
     expected = np.sum(area * np.sum(weights * region_terms / np.asarray(model.term_means), axis=-1), axis=-1)
     np.testing.assert_allclose(got, expected, rtol=1e-4)
-    uniform = np.asarray(model.example_losses(
-        inputs, outputs, ops.convert_to_tensor(np.broadcast_to(high, lam.shape).copy()), terms, False))
+    _, uniform = model.terms_and_example_losses(
+        inputs, outputs, ops.convert_to_tensor(np.broadcast_to(high, lam.shape).copy()), False)
+    uniform = np.asarray(uniform)
     assert not np.allclose(got, uniform, rtol=1e-3)
 
 

@@ -230,15 +230,22 @@ class LossConditionalModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         inputs, _ = self._split(x)
-        outputs = y_pred["outputs"]
-        terms = self.per_example_terms(inputs, outputs)
+        terms, losses = self.terms_and_example_losses(inputs, y_pred["outputs"], y_pred["lambda"], training)
         for i, tracker in enumerate(self.term_trackers):
             tracker.update_state(terms[:, i])
-        total = ops.mean(self.example_losses(inputs, outputs, y_pred["lambda"], terms, training))
+        total = ops.mean(losses)
         total = _scale_for_replicas(total)
         for extra in self.losses:  # regularizers of the network's layers
             total = total + _scale_for_replicas(ops.cast(ops.sum(extra), "float32"))
         return total
+
+    def terms_and_example_losses(self, inputs, outputs, lam, training):
+        """``(terms [B, k], losses [B])``: the unweighted terms (from :meth:`per_example_terms`;
+        tracked as metrics) and each example's loss (from :meth:`example_losses`). Override
+        when both come from one computation (style transfer's lambda maps: the whole-image
+        and per-region terms from one VGG pass)."""
+        terms = self.per_example_terms(inputs, outputs)
+        return terms, self.example_losses(inputs, outputs, lam, terms, training)
 
     def example_losses(self, inputs, outputs, lam, terms, training):
         """The loss of every example [B]: its unweighted terms [B, k] (from

@@ -55,6 +55,31 @@ def conditioning_at(cond, x):
     return tf.image.resize(cond, tf.shape(x)[1:3], method="bilinear")
 
 
+def modulation_at(cond, x, project):
+    """``project`` (a per-pixel affine map d -> m, e.g. ``c @ kernel + bias``) of ``cond``,
+    broadcastable to ``x`` [B, H, W, C]: [B, 1, 1, m] for a per-example ``cond`` [B, d];
+    [B, H, W, m] for a map [B, h, w, d].
+
+    For a map, a bilinear resize is a convex combination of source pixels (its weights sum
+    to 1), so it commutes with an affine map: ``project(resize(cond)) == resize(project(cond))``
+    up to float rounding. Projecting at the coarser of the two grids computes the same
+    function at a fraction of the cost (a 16-pixel-cell map under a 128 x 128 layer:
+    64 times fewer matmul rows).
+    """
+    if len(cond.shape) == 2:
+        return project(cond)[:, None, None, :]
+    map_pixels = _pixels(cond.shape)
+    x_pixels = _pixels(x.shape)
+    if map_pixels is not None and x_pixels is not None and map_pixels > x_pixels:
+        return project(conditioning_at(cond, x))
+    return conditioning_at(project(cond), x)
+
+
+def _pixels(shape):
+    """h * w of a [B, h, w, d] shape, or None if either is unknown."""
+    return None if None in (shape[1], shape[2]) else shape[1] * shape[2]
+
+
 def _axis_weights(size_in: int, size_out: int):
     """Source indices and weights of a half-pixel-centre bilinear resize along one axis
     (TensorFlow's ``resize_bilinear(half_pixel_centers=True)``)."""

@@ -7,7 +7,7 @@ from keras import ops
 
 from yoto_tf.layers._inputs import (
     check_conditioning_shape,
-    conditioning_at,
+    modulation_at,
     split_conditioned_inputs,
 )
 
@@ -29,8 +29,9 @@ class FiLM(keras.layers.Layer):
 
     Call arguments:
       inputs: a pair ``(x, conditioning)``: x [B, C] or [B, H, W, C], conditioning [B, d]
-        (one lambda per example) or, for x [B, H, W, C], a map [B, h, w, d] (a lambda map,
-        resized bilinearly to H x W: per-pixel s and t, a spatial feature transform).
+        (one lambda per example) or, for x [B, H, W, C], a map [B, h, w, d] (a lambda map:
+        per-pixel s and t, a spatial feature transform, computed on the coarser grid and
+        resized bilinearly to H x W, the same as resizing the map first).
 
     Returns:
       The shape and dtype of x.
@@ -74,15 +75,19 @@ class FiLM(keras.layers.Layer):
         x, cond = split_conditioned_inputs(self.name, inputs)
         cond = ops.cast(cond, self.compute_dtype)
         if len(cond.shape) == 4:
-            cond = conditioning_at(cond, x)
-            scale = ops.matmul(cond, self.scale_kernel) + self.scale_bias
-            shift = ops.matmul(cond, self.shift_kernel) + self.shift_bias
-            return x * (1.0 + scale) + shift
+            channels = self.scale_bias.shape[0]
+            modulation = modulation_at(cond, x, self._scale_and_shift)  # [B, H, W, 2C]
+            return x * (1.0 + modulation[..., :channels]) + modulation[..., channels:]
         scale = ops.matmul(cond, self.scale_kernel) + self.scale_bias
         shift = ops.matmul(cond, self.shift_kernel) + self.shift_bias
         if self._x_rank == 4:
             scale, shift = scale[:, None, None, :], shift[:, None, None, :]
         return x * (1.0 + scale) + shift
+
+    def _scale_and_shift(self, cond):
+        """cond [..., d] -> [..., 2C]: s then t, concatenated (one resize for both)."""
+        return ops.concatenate([ops.matmul(cond, self.scale_kernel) + self.scale_bias,
+                                ops.matmul(cond, self.shift_kernel) + self.shift_bias], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])

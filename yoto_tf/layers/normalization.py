@@ -7,7 +7,7 @@ from keras import ops
 
 from yoto_tf.layers._inputs import (
     check_conditioning_shape,
-    conditioning_at,
+    modulation_at,
     split_conditioned_inputs,
 )
 
@@ -95,7 +95,7 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         x, cond = split_conditioned_inputs(self.name, inputs)
         cond = ops.cast(cond, self.compute_dtype)
         if len(cond.shape) == 4:
-            return self._call_with_map(x, conditioning_at(cond, x))
+            return self._call_with_map(x, cond)
         mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
         multiplier = ops.rsqrt(variance + self.epsilon)
         if self.scale:
@@ -109,13 +109,14 @@ class ConditionalInstanceNormalization(keras.layers.Layer):
         return x * multiplier + offset
 
     def _call_with_map(self, x, cond):
-        """x [B, H, W, C], cond [B, H, W, d] -> per-pixel gamma and beta."""
+        """x [B, H, W, C], cond [B, h, w, d] -> per-pixel gamma and beta (computed on the
+        coarser of the two grids, then resized: see ``modulation_at``)."""
         mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
         out = (x - mean) * ops.rsqrt(variance + self.epsilon)
         if self.scale:
-            out = out * (ops.matmul(cond, self.gamma_kernel) + self.gamma)
+            out = out * modulation_at(cond, x, lambda c: ops.matmul(c, self.gamma_kernel) + self.gamma)
         if self.center:
-            out = out + (ops.matmul(cond, self.beta_kernel) + self.beta)
+            out = out + modulation_at(cond, x, lambda c: ops.matmul(c, self.beta_kernel) + self.beta)
         return out
 
     def compute_output_shape(self, input_shape):

@@ -159,16 +159,17 @@ class StyleTransferModel(LossConditionalModel):
         target = float(np.sum(self.loss_space.default()))
         return lam * (target / ops.sum(lam, axis=-1, keepdims=True))
 
-    def example_losses(self, inputs, outputs, lam, terms, training):
+    def terms_and_example_losses(self, inputs, outputs, lam, training):
         """As the base class for a lambda [B, k]; for a map [B, h, w, k] (two weightings at
-        most, as :meth:`sample_lambda_map` draws them), the area-weighted sum over the two
-        regions of each region's terms weighted by its own weights (see the class docstring).
+        most, as :meth:`sample_lambda_map` draws them), the whole-image terms and the
+        area-weighted sum over the two regions of each region's terms weighted by its own
+        weights (see the class docstring), all from one pass of the loss network.
 
         The regions: the cells whose weighting is that of the map's top-left cell, and the
         others (empty for a constant map, whose loss is then the per-image one).
         """
         if len(lam.shape) != 4:
-            return super().example_losses(inputs, outputs, lam, terms, training)
+            return super().terms_and_example_losses(inputs, outputs, lam, training)
         log_lam = ops.log(lam)
         distance = ops.sum(ops.abs(log_lam - log_lam[:, :1, :1, :]), axis=-1)  # [B, h, w]
         farthest = ops.max(distance, axis=(1, 2), keepdims=True)
@@ -181,13 +182,16 @@ class StyleTransferModel(LossConditionalModel):
             lam[:, None, 0, 0, :])  # [B, 2, k]
         size = self.MAP_DOWNSCALE
         pixel_masks = ops.repeat(ops.repeat(cells, size, axis=2), size, axis=3)  # [B, 2, H, W]
-        region_terms = self.loss_terms.region_terms(inputs, outputs, pixel_masks)
-        region_terms = ops.stack([region_terms[name] for name in self.loss_space.names], axis=-1)
+        whole = ops.ones_like(pixel_masks[:, :1])
+        # Region 0 is the whole image: the terms call() returns, from the same features.
+        all_terms = self.loss_terms.region_terms(inputs, outputs, ops.concatenate([whole, pixel_masks], axis=1))
+        all_terms = ops.stack([all_terms[name] for name in self.loss_space.names], axis=-1)  # [B, 3, k]
+        terms, region_terms = all_terms[:, 0], all_terms[:, 1:]
         means = ops.stop_gradient(self._update_term_means(terms, training))  # from the whole-image terms
         weights = self.loss_weights(ops.reshape(region_lam, (-1, self.loss_space.size)))
         weights = ops.reshape(weights, ops.shape(region_lam))
         per_region = ops.sum(weights * region_terms / means, axis=-1)  # [B, 2]
-        return ops.sum(area * per_region, axis=-1)
+        return terms, ops.sum(area * per_region, axis=-1)
 
     def dither(self, images):
         """Adds uniform noise of +-half a grey level (8-bit), clipped to [0, 1].
