@@ -5,6 +5,8 @@ r"""Diagnose a compression model: quantization vs the transforms, and the FiLM s
 
 Prints, per model and lambda, the decoded PSNR, the PSNR of the synthesis on the
 UNquantized latents, mean |y| and the estimated bpp (see yoto_tf/compression/diagnostics.py),
+with --latent_steps N also the synthesis on latents optimized for each crop (the decoder's
+ceiling),
 then the FiLM layers' mean |s|, |t| at each lambda and their change across the range.
 """
 
@@ -26,6 +28,8 @@ flags.DEFINE_string("images", None, "Images: a directory or a data source spec (
 flags.DEFINE_integer("num_images", 6, "Use the first N images (by name).", lower_bound=1)
 flags.DEFINE_integer("crop", 512, "Central crop side in pixels.", lower_bound=64)
 flags.DEFINE_list("lambdas", ["0.0018", "0.018", "0.18"], "Lambdas to probe (within each model's range).")
+flags.DEFINE_integer("latent_steps", 0, "Also measure the decoder's ceiling: the synthesis on latents "
+                     "optimized for each crop's MSE by this many Adam steps (0 = skip).", lower_bound=0)
 flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
 
 
@@ -40,14 +44,16 @@ def main(argv):
         results = {}
         for name in FLAGS.models:
             codec = load_compression_model(pretrained.resolve_model_path(name))
-            rows = diagnostics.transform_probe(codec, images, lambdas)
+            rows = diagnostics.transform_probe(codec, images, lambdas, latent_steps=FLAGS.latent_steps)
             spread = diagnostics.film_spread(codec, lambdas)
             results[name] = {"probe": rows, "film": spread}
             print(f"{name} ({len(images)} crops of {FLAGS.crop}px)")
-            print(f"  {'lambda':>8} {'PSNR':>6} {'unquant':>7} {'mean|y|':>7} {'est.bpp':>7}")
+            ceiling = f" {'best y':>7}" if FLAGS.latent_steps else ""
+            print(f"  {'lambda':>8} {'PSNR':>6} {'unquant':>7} {'mean|y|':>7} {'est.bpp':>7}{ceiling}")
             for row in rows:
+                best = f" {row['psnr_optimized_latents']:7.2f}" if FLAGS.latent_steps else ""
                 print(f"  {row['lambda']:8.4g} {row['psnr_rounded']:6.2f} {row['psnr_unquantized']:7.2f} "
-                      f"{row['mean_abs_y']:7.3f} {row['estimated_bpp']:7.4f}")
+                      f"{row['mean_abs_y']:7.3f} {row['estimated_bpp']:7.4f}{best}")
             print("  FiLM mean |s| " + " ".join(f"{v:.3f}" for v in spread["mean_abs_scale"])
                   + ", |t| " + " ".join(f"{v:.3f}" for v in spread["mean_abs_shift"])
                   + f"; change across the range |ds| {spread['scale_change']:.3f}, |dt| {spread['shift_change']:.3f}")

@@ -8,7 +8,12 @@
   conditioning that saturates), and no entropy model or quantization trick will help;
 * ``mean_abs_y``: the latents' mean magnitude (the scale of y relative to the unit
   quantization step; it grows with lambda as the model spends more bits);
-* ``estimated_bpp``: the model's own rate estimate.
+* ``estimated_bpp``: the model's own rate estimate;
+* ``psnr_optimized_latents`` (with ``latent_steps`` > 0): the synthesis applied to latents
+  optimized for that image's MSE alone (Adam from the encoder's y, no rate, no
+  quantization): the decoder's ceiling. If it is barely above ``psnr_unquantized``, neither
+  the encoder (the amortization gap), nor the rate, nor quantization is the limit: the
+  synthesis transform cannot draw the image better from ANY latents of this shape.
 
 :func:`film_spread` measures how much the lambda conditioning changes the transforms: the
 mean absolute FiLM scale and shift at each lambda, and their change between the ends of
@@ -25,6 +30,8 @@ from yoto_tf.compression import codec as codec_lib
 from yoto_tf.compression.metrics import psnr
 
 PROBE_FIELDS = ("lambda", "psnr_rounded", "psnr_unquantized", "mean_abs_y", "estimated_bpp")
+"""Fields of every :func:`transform_probe` row; ``psnr_optimized_latents`` is added when
+``latent_steps`` > 0."""
 
 
 def center_crops(images, size: int) -> list[tuple[str, np.ndarray]]:
@@ -38,15 +45,19 @@ def center_crops(images, size: int) -> list[tuple[str, np.ndarray]]:
     return crops
 
 
-def transform_probe(model, images, lambdas: Sequence[float]) -> list[dict]:
-    """One row per lambda (fields ``PROBE_FIELDS``), averaged over ``images`` (pairs of name
+def transform_probe(model, images, lambdas: Sequence[float], latent_steps: int = 0,
+                    latent_learning_rate: float = 0.01) -> list[dict]:
+    """One row per lambda (fields ``PROBE_FIELDS``, and ``psnr_optimized_latents`` when
+    ``latent_steps`` > 0: see the module docstring), averaged over ``images`` (pairs of name
     and uint8 [H, W, 3]). ``model``: a CompressionCodec or CompressionNetwork."""
+    if latent_steps < 0:
+        raise ValueError(f"latent_steps must be >= 0, got {latent_steps}")
     codec = codec_lib.as_codec(model)
     rows = []
     for lam in lambdas:
         lam_vec = codec.lambda_vector(lam)
         emb = codec.network.embed(lam_vec[None])
-        rounded, unquantized, magnitude, bpp = [], [], [], []
+        rounded, unquantized, magnitude, bpp, optimized = [], [], [], [], []
         for _, image in images:
             height, width = image.shape[:2]
             y, z = codec.analyze(image, lam_vec)
@@ -56,12 +67,42 @@ def transform_probe(model, images, lambdas: Sequence[float]) -> list[dict]:
             unquantized.append(psnr(image, np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)))
             magnitude.append(float(np.mean(np.abs(y))))
             bpp.append(codec.estimated_bits(y_symbols, z_symbols, lam_vec) / (height * width))
-        rows.append({
+            if latent_steps:
+                best = optimized_latents(codec.network, image, y, emb, latent_steps, latent_learning_rate)
+                x_hat = np.asarray(codec.network.synthesis((best, emb)))[0, :height, :width]
+                optimized.append(psnr(image, np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)))
+        row = {
             "lambda": float(lam), "psnr_rounded": float(np.mean(rounded)),
             "psnr_unquantized": float(np.mean(unquantized)), "mean_abs_y": float(np.mean(magnitude)),
             "estimated_bpp": float(np.mean(bpp)),
-        })
+        }
+        if latent_steps:
+            row["psnr_optimized_latents"] = float(np.mean(optimized))
+        rows.append(row)
     return rows
+
+
+def optimized_latents(network, image, y, emb, steps: int, learning_rate: float) -> np.ndarray:
+    """Latents [1, h, w, M] that minimize the MSE between ``network.synthesis((latents,
+    emb))`` and ``image`` (uint8 [H, W, 3]; compared on its H x W pixels, the padding
+    ignored), found by ``steps`` Adam steps from the encoder's ``y`` [1, h, w, M]."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  # gradients: TF backend only
+
+    target = tf.constant(np.asarray(image, np.float32)[None] / 255.0)
+    height, width = image.shape[:2]
+    latents = tf.Variable(np.asarray(y, np.float32))
+    optimizer = tf.keras.optimizers.Adam(learning_rate)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            x_hat = network.synthesis((latents, emb))[:, :height, :width]
+            loss = tf.reduce_mean(tf.square(x_hat - target))
+        optimizer.apply_gradients([(tape.gradient(loss, latents), latents)])
+
+    for _ in range(steps):
+        step()
+    return latents.numpy()
 
 
 def film_spread(model, lambdas: Sequence[float]) -> dict:
