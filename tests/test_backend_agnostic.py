@@ -90,3 +90,45 @@ def test_beta_vae_yoto_trains_and_runs_the_harness_on_jax(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.strip().endswith("OK")
     assert (tmp_path / "harness" / "summary.csv").exists()
+
+
+@pytest.mark.slow
+def test_compression_trains_from_numpy_crops_on_jax_and_resumes(tmp_path):
+    """trainers.compression_numpy: what a GPU machine without TensorFlow runs. It fine-tunes
+    a network saved here (TensorFlow), checkpoints, resumes where it stopped, and writes a
+    model.keras that this TensorFlow process loads; bad input is a one-line error."""
+    import keras
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    from yoto_tf import pretrained
+    from yoto_tf.compression import model as model_lib
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):
+        Image.fromarray(getattr(skimage.data, name)()).save(images / f"{name}.png")
+    keras.utils.set_random_seed(0)
+    initial = model_lib.build_network(num_filters=8, num_latent=12, conditioning_units=8, seed=0,
+                                      mean_scale=True, mixed_quantization=True)
+    initial.save(tmp_path / "init.keras")
+    out = tmp_path / "run"
+    args = ["-m", "trainers.compression_numpy", f"--images={images}/*.png", f"--out_dir={out}",
+            f"--init_from={tmp_path / 'init.keras'}", "--batch_size=2", "--patch_size=64",
+            "--checkpoint_every=2", "--log_every=2", "--lambda_map_fraction=0.5"]
+    for steps, start in ((4, 0), (6, 4)):
+        result = _run_on_jax(tmp_path, [*args, f"--steps={steps}"])
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert f"Training compression (jax backend) from step {start} to {steps}." in result.stderr
+    with np.load(out / "checkpoint.npz") as checkpoint:
+        saved_weights = [checkpoint[f"w{i}"] for i in range(int(checkpoint["num_weights"]))]
+    trained = pretrained.load_network(str(out / "model.keras"))
+    assert isinstance(trained, model_lib.CompressionNetwork) and trained.num_filters == 8
+    for saved, loaded in zip(saved_weights, trained.get_weights()):
+        np.testing.assert_array_equal(saved, loaded)
+    assert any(not np.allclose(a, b) for a, b in zip(trained.get_weights(), initial.get_weights()))
+
+    bad = subprocess.run([sys.executable, *args[:2], f"--images={tmp_path}/none/*.jpg", f"--out_dir={out}"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "no file matches" in bad.stderr and "Traceback" not in bad.stderr
