@@ -123,9 +123,16 @@ def _command(*args):
 
 
 def test_each_command_shows_and_takes_only_its_own_flags():
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Five processes that each spend seconds importing TensorFlow: started together.
+    calls = [("train", "--help"), ("compress", "--help"), ("decompress", "--help"),
+             ("compress", "--patch_size", "64", "--model", "m.keras"), ("--model", "m.keras")]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        results = list(pool.map(lambda call: _command(*call), calls))
     # the flag list after the module docstring (whose examples name flags of all commands)
-    help_text = {command: _command(command, "--help").stdout.split("\nflags:\n")[1]
-                 for command in ("train", "compress", "decompress")}
+    help_text = {command: result.stdout.split("\nflags:\n")[1]
+                 for command, result in zip(("train", "compress", "decompress"), results)}
     assert "--patch_size" in help_text["train"] and "--steps" in help_text["train"]
     assert "--model:" not in help_text["train"]
     for command in ("compress", "decompress"):
@@ -133,11 +140,10 @@ def test_each_command_shows_and_takes_only_its_own_flags():
         assert "--patch_size" not in help_text[command] and "--steps" not in help_text[command]
     assert "--target_bpp" in help_text["compress"] and "--target_bpp" not in help_text["decompress"]
 
-    foreign = _command("compress", "--patch_size", "64", "--model", "m.keras")
+    foreign, missing = results[3:]
     assert foreign.returncode == 1
     assert "--patch_size is a flag of `train`, not of `compress`" in foreign.stderr
     assert "Traceback" not in foreign.stderr
-    missing = _command("--model", "m.keras")
     assert missing.returncode == 1 and "usage: python -m trainers.compression" in missing.stderr
 
 
