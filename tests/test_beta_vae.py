@@ -188,21 +188,23 @@ def test_beta_outside_the_trained_range_is_refused_naming_the_range():
         evaluation.reconstructions_and_samples(fixed, images, [4.0])
 
 
-@pytest.mark.slow  # two TensorFlow subprocesses (about 10 s each on the shared CPU), no training
+@pytest.mark.slow  # two TensorFlow subprocesses, started together (about 10 s on the shared CPU), no training
 def test_trainer_cli_rejects_bad_beta_and_empty_folder_before_training(tmp_path):
     env = {**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
     common = [sys.executable, "-m", "trainers.beta_vae", "--model_dir", str(tmp_path / "run")]
-    bad_beta = subprocess.run(common + ["--beta_range", "0.5,8", "--eval_betas", "1,16"],
-                              cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert bad_beta.returncode != 0
-    assert "outside its allowed range [0.5, 8]" in bad_beta.stderr
-    assert "Traceback" not in bad_beta.stderr
     (tmp_path / "empty").mkdir()
-    empty = subprocess.run(common + ["--data", f"folder:{tmp_path}/empty/*.png"],
-                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    bad_beta, empty = processes = [
+        subprocess.Popen(common + flags, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for flags in (["--beta_range", "0.5,8", "--eval_betas", "1,16"],
+                      ["--data", f"folder:{tmp_path}/empty/*.png"])]
+    bad_beta_stderr, empty_stderr = (process.communicate(timeout=120)[1] for process in processes)
+    assert bad_beta.returncode != 0
+    assert "outside its allowed range [0.5, 8]" in bad_beta_stderr
+    assert "Traceback" not in bad_beta_stderr
     assert empty.returncode != 0
-    assert "no images matched" in empty.stderr and "empty/*.png" in empty.stderr
-    assert "Traceback" not in empty.stderr
+    assert "no images matched" in empty_stderr and "empty/*.png" in empty_stderr
+    assert "Traceback" not in empty_stderr
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
