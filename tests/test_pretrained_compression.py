@@ -125,10 +125,9 @@ def test_the_map_trained_default_codes_quality_maps_with_a_smaller_seam():
         assert edge_new > edge_old + 0.3, (photo, edge_new, edge_old)
 
 
-def test_the_longer_trained_default_beats_the_model_it_replaced_on_photos_neither_saw():
+def test_mean_scale_64_18k_beats_the_model_it_replaced_on_photos_neither_saw():
     """mean_scale_64_18k (mean_scale_64_maps + 6,900 steps) at the same lambda: more PSNR
     for about the same bytes (measured: +0.43 to +1.30 dB, 0.93-1.03x the bytes)."""
-    assert pretrained.default_model("compression").name == "mean_scale_64_18k"
     old, new = (load_compression_model(pretrained.verify(pretrained.get_model(name)))
                 for name in ("mean_scale_64_maps", "mean_scale_64_18k"))
     for photo in ("astronaut", "coffee", "chelsea"):
@@ -139,3 +138,25 @@ def test_the_longer_trained_default_beats_the_model_it_replaced_on_photos_neithe
                 for codec, data in ((c, compress_image(c, image, lam)) for c in (old, new)))
             assert new_psnr > old_psnr + 0.3, (photo, lam, new_psnr, old_psnr)
             assert new_bytes <= 1.05 * old_bytes, (photo, lam, new_bytes, old_bytes)
+
+
+def test_the_default_needs_fewer_bits_than_the_model_it_replaced_on_photos_neither_saw():
+    """mean_scale_64_24k (mean_scale_64_18k + 5,500 steps, lambda maps on 30 % of the crops):
+    per photo, its rate-PSNR curve over 4 lambdas against mean_scale_64_18k's, as a BD-rate
+    (measured: -10.0 / -11.3 / -5.0 %; on Kodak mean_scale_64_18k needs 14.1 % more bits)."""
+    from yoto_tf.compression.metrics import bd_rate
+
+    assert pretrained.default_model("compression").name == "mean_scale_64_24k"
+    codecs = [load_compression_model(pretrained.verify(pretrained.get_model(name)))
+              for name in ("mean_scale_64_18k", "mean_scale_64_24k")]
+    for photo in ("astronaut", "coffee", "chelsea"):
+        image = getattr(skimage.data, photo)()[:256, :256]
+        curves = []
+        for codec in codecs:
+            files = [compress_image(codec, image, lam) for lam in (0.0018, 0.006, 0.025, 0.18)]
+            curves.append((np.array([8 * len(f) / image[..., 0].size for f in files]),
+                           np.array([psnr(image, decompress_image(codec, f)) for f in files])))
+        (old_bpp, old_psnr), (new_bpp, new_psnr) = curves
+        saving = bd_rate(old_bpp, old_psnr, new_bpp, new_psnr)
+        print(photo, f"{saving:+.1f} %")
+        assert saving < -3.0, (photo, saving, curves)
