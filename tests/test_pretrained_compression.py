@@ -1,6 +1,7 @@
 """The shipped compression model: by name, as the default of compress/decompress, and
 coding that behaves (quality and size rise with lambda, exact round trips)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -86,24 +87,60 @@ def test_compress_and_decompress_use_the_shipped_model_when_none_is_given(shippe
     assert bad.returncode == 1 and "no_such_model" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_a_file_finds_the_shipped_model_that_wrote_it(trained_compression):
-    """Every shipped compression model's files decode without naming the model (the file's
-    fingerprint picks it); a file of another model, or not a file at all, gets a clear error."""
-    from yoto_tf.compression import CorruptFileError, ModelMismatchError, shipped_codec_for
+def test_a_file_finds_the_shipped_model_that_wrote_it(trained_compression, monkeypatch):
+    """Every shipped compression model's files decode without naming the model: the manifest
+    records each model's fingerprint, so only the model that wrote the file is loaded. A file
+    of another model, or not a file at all, gets a clear error."""
+    from yoto_tf.compression import CorruptFileError, ModelMismatchError, codec as codec_module, shipped_codec_for
 
     image = skimage.data.coffee()[:64, :64]
     assert len(pretrained.list_models("compression")) >= 2  # the default and the model it replaced
+    loaded = []
+
+    def load_and_record(path):
+        loaded.append(path)
+        return load_compression_model(path)
+
+    monkeypatch.setattr(codec_module, "load_compression_model", load_and_record)
     for entry in pretrained.list_models("compression"):
         codec = load_compression_model(pretrained.verify(entry))
+        assert entry.fingerprint == codec.fingerprint.hex(), entry.name
+        loaded.clear()
         found = shipped_codec_for(compress_image(codec, image, codec.lambda_range[0]))
         assert found.fingerprint == codec.fingerprint
+        assert loaded == [entry.path], (entry.name, loaded)
     other, _ = trained_compression
+    loaded.clear()
     with pytest.raises(ModelMismatchError, match=r"not shipped \(fingerprint [0-9a-f]{16}; shipped: ") as error:
         shipped_codec_for(compress_image(other, image, other.lambda_range[0]))
+    assert loaded == []  # nothing to load: no shipped model has that fingerprint
     for entry in pretrained.list_models("compression"):
-        assert f"{entry.name} (" in str(error.value)
+        assert f"{entry.name} ({entry.fingerprint})" in str(error.value)
     with pytest.raises(CorruptFileError, match="not a yoto_tf compressed image"):
         shipped_codec_for(b"PNG-not-a-yotc-file" * 4)
+
+
+def test_ship_records_the_fingerprint_and_an_entry_without_one_is_still_found(
+        trained_compression, tmp_path, monkeypatch):
+    """The ship tool writes the float16 file's fingerprint into the manifest; an entry
+    written by hand without one is found by loading it."""
+    from yoto_tf.compression import shipped_codec_for
+
+    _, trained_path = trained_compression
+    manifest = {"models": [{"name": "tiny", "task": "compression", "file": "tiny.keras", "sha256": "",
+                            "description": "test", "card": "tiny.md"}]}
+    (tmp_path / "models.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(pretrained, "MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(pretrained, "MANIFEST", str(tmp_path / "models.json"))
+    pretrained.ship(str(trained_path), "tiny")
+    shipped = load_compression_model(str(tmp_path / "tiny.keras"))  # float16 storage: its own fingerprint
+    [recorded] = json.loads((tmp_path / "models.json").read_text())["models"]
+    assert recorded["fingerprint"] == shipped.fingerprint.hex()
+    del recorded["fingerprint"]
+    (tmp_path / "models.json").write_text(json.dumps({"models": [recorded]}))
+    image = skimage.data.coffee()[:64, :64]
+    found = shipped_codec_for(compress_image(shipped, image, shipped.lambda_range[0]))
+    assert found.fingerprint == shipped.fingerprint
 
 
 def test_the_map_trained_default_codes_quality_maps_with_a_smaller_seam():

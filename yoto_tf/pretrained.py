@@ -4,7 +4,8 @@
 beside the manifest), the file's sha256 (checked before loading, so a corrupt or altered file
 gives a clear error instead of a deep Keras traceback), the task, a one-line description, a
 model card, and for style models the styles in ``style_index`` order with each painting's
-title, artist, date, source and licence.
+title, artist, date, source and licence; for compression models the codec fingerprint that
+their files carry (so ``decompress`` loads only the model that wrote a file).
 
 * :func:`list_models` / :func:`get_model` / :func:`default_model`: the manifest entries.
 * :func:`resolve_model_path`: a shipped name or a path to a ``.keras`` file -> a verified path.
@@ -62,6 +63,8 @@ class ShippedModel:
     description: str
     card: str
     styles: tuple[ShippedStyle, ...] = ()
+    fingerprint: str = ""
+    """Compression models: the 16 hex digits their files carry (written by :func:`ship`)."""
 
     @property
     def path(self) -> str:
@@ -186,9 +189,17 @@ MAX_SHIPPED_BYTES = {"compression": 12_000_000}
 """Largest shipped file per task (10 MB for the others)."""
 
 
+def _codec_fingerprint(path: str) -> str:
+    """The fingerprint (hex) of the compression model file ``path`` as loaded (float32)."""
+    from yoto_tf.compression import load_compression_model  # pylint: disable=import-outside-toplevel
+
+    return load_compression_model(path).fingerprint.hex()
+
+
 def ship(model_path: str, name: str, max_bytes: int | None = None) -> str:
     """Writes ``model_path`` as the shipped file of the manifest entry ``name`` (float16
-    weights) and records its sha256 in the manifest; returns a one-line summary.
+    weights) and records its sha256 (and a compression model's fingerprint) in the manifest;
+    returns a one-line summary.
 
     Raises:
       ShippedModelError: unknown entry; ValueError: the file would exceed ``max_bytes``.
@@ -206,6 +217,8 @@ def ship(model_path: str, name: str, max_bytes: int | None = None) -> str:
     for item in manifest["models"]:
         if item["name"] == name:
             item["sha256"] = sha
+            if entry.task == "compression":
+                item["fingerprint"] = _codec_fingerprint(entry.path)
 
     def dump(path: str) -> None:
         with open(path, "w") as f:

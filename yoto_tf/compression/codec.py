@@ -371,8 +371,10 @@ def load_compression_model(path) -> CompressionCodec:
 
 
 def shipped_codec_for(data: bytes) -> CompressionCodec:
-    """The codec of the shipped compression model that wrote ``data`` (the file names its
-    model by fingerprint; the default model is tried first, each file is verified).
+    """The codec of the shipped compression model that wrote ``data``: the file names its
+    model by fingerprint, the manifest records each shipped model's, so only that model is
+    loaded (its sha256 verified, its fingerprint recomputed). Entries without a recorded
+    fingerprint are loaded and compared in manifest order.
 
     Raises:
       CorruptFileError: ``data`` is not a readable compressed image.
@@ -381,16 +383,18 @@ def shipped_codec_for(data: bytes) -> CompressionCodec:
     """
     from yoto_tf import pretrained  # pylint: disable=import-outside-toplevel  # pretrained imports the tasks
 
-    wanted = container.unpack(data).fingerprint
-    seen = []
-    for shipped in pretrained.list_models("compression"):
-        codec = load_compression_model(pretrained.verify(shipped))
-        if codec.fingerprint == wanted:
+    wanted = container.unpack(data).fingerprint.hex()
+    shipped = pretrained.list_models("compression")
+    candidates = ([m for m in shipped if m.fingerprint == wanted]
+                  + [m for m in shipped if not m.fingerprint])
+    for model in candidates:
+        codec = load_compression_model(pretrained.verify(model))
+        if codec.fingerprint.hex() == wanted:
             return codec
-        seen.append(f"{shipped.name} ({codec.fingerprint.hex()})")
+    seen = ", ".join(f"{m.name} ({m.fingerprint or 'not recorded'})" for m in shipped)
     raise ModelMismatchError(
-        f"the file was written by a model that is not shipped (fingerprint {wanted.hex()}; shipped: "
-        f"{', '.join(seen) or 'none'}); decode it with --model, the model that wrote it"
+        f"the file was written by a model that is not shipped (fingerprint {wanted}; shipped: "
+        f"{seen or 'none'}); decode it with --model, the model that wrote it"
     )
 
 
