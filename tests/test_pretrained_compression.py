@@ -32,6 +32,7 @@ def shipped():
 
 def test_the_shipped_compression_model_is_listed_verified_and_loads(shipped):
     entry, codec = shipped
+    assert entry.name == "mean_scale_64_30k"  # the newest: compress uses it when no model is given
     assert entry.task == "compression" and os.path.isfile(entry.card_path)
     assert os.path.getsize(entry.path) <= pretrained.MAX_SHIPPED_BYTES["compression"]
     assert isinstance(codec.network, CompressionNetwork)
@@ -177,15 +178,19 @@ def test_mean_scale_64_18k_beats_the_model_it_replaced_on_photos_neither_saw():
             assert new_bytes <= 1.05 * old_bytes, (photo, lam, new_bytes, old_bytes)
 
 
-def test_the_default_needs_fewer_bits_than_the_model_it_replaced_on_photos_neither_saw():
-    """mean_scale_64_24k (mean_scale_64_18k + 5,500 steps, lambda maps on 30 % of the crops):
-    per photo, its rate-PSNR curve over 4 lambdas against mean_scale_64_18k's, as a BD-rate
-    (measured: -10.0 / -11.3 / -5.0 %; on Kodak mean_scale_64_18k needs 14.1 % more bits)."""
+@pytest.mark.parametrize("older, newer, required_saving", [
+    # mean_scale_64_18k + 5,500 steps, lambda maps on 30 % of the crops. Measured: -10.0 /
+    # -11.3 / -5.0 %; on Kodak mean_scale_64_18k needs 14.1 % more bits.
+    ("mean_scale_64_18k", "mean_scale_64_24k", 3.0),
+    # mean_scale_64_24k + 6,000 steps, the same recipe. Measured: -7.9 / -9.1 / -4.2 %; on Kodak mean_scale_64_24k needs 8.7 % more bits.
+    ("mean_scale_64_24k", "mean_scale_64_30k", 2.0),
+])
+def test_a_longer_trained_model_needs_fewer_bits_than_the_one_it_continued(older, newer, required_saving):
+    """Per photo neither saw, the newer model's rate-PSNR curve over 4 lambdas against the
+    older one's, as a BD-rate (negative: fewer bits at the same PSNR)."""
     from yoto_tf.compression.metrics import bd_rate
 
-    assert pretrained.default_model("compression").name == "mean_scale_64_24k"
-    codecs = [load_compression_model(pretrained.verify(pretrained.get_model(name)))
-              for name in ("mean_scale_64_18k", "mean_scale_64_24k")]
+    codecs = [load_compression_model(pretrained.verify(pretrained.get_model(name))) for name in (older, newer)]
     for photo in ("astronaut", "coffee", "chelsea"):
         image = getattr(skimage.data, photo)()[:256, :256]
         curves = []
@@ -196,4 +201,4 @@ def test_the_default_needs_fewer_bits_than_the_model_it_replaced_on_photos_neith
         (old_bpp, old_psnr), (new_bpp, new_psnr) = curves
         saving = bd_rate(old_bpp, old_psnr, new_bpp, new_psnr)
         print(photo, f"{saving:+.1f} %")
-        assert saving < -3.0, (photo, saving, curves)
+        assert saving < -required_saving, (photo, saving, curves)
