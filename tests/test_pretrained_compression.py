@@ -81,6 +81,7 @@ def test_compress_and_decompress_use_the_shipped_model_when_none_is_given(shippe
     assert done.returncode == 0, done.stderr[-2000:]
     done = run("decompress", f"--input={tmp_path / 'c.yotc'}", f"--out={tmp_path / 'c.png'}")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith(f"decoded with {pretrained.default_model('compression').name}"), done.stdout
     decoded = np.asarray(Image.open(tmp_path / "c.png"))
     np.testing.assert_array_equal(decoded, reconstruct_image(codec, image, float(lam)))
     bad = run("compress", "--model=no_such_model", f"--input={tmp_path / 'coffee.png'}",

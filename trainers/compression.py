@@ -383,8 +383,11 @@ def decompress() -> None:
             codec = codec_lib.shipped_codec_for(payload)
         except (OSError, ValueError) as err:
             raise CommandError(f"cannot decode {FLAGS.input}: {err}") from None
+        model_name = next((m.name for m in pretrained.list_models("compression")
+                           if m.fingerprint == codec.fingerprint.hex()), "a shipped model")
     else:
         codec = _load_codec()
+        model_name = FLAGS.model
     start = time.perf_counter()
     try:
         image = codec_lib.decompress_image(codec, payload)
@@ -395,7 +398,7 @@ def decompress() -> None:
         save_image(FLAGS.out, image)
     except (OSError, ValueError) as err:
         raise CommandError(f"cannot write {FLAGS.out}: {err}") from None
-    print(f"wrote {FLAGS.out}: {image.shape[1]}x{image.shape[0]}, {seconds:.2f} s")
+    print(f"wrote {FLAGS.out}: {image.shape[1]}x{image.shape[0]}, {seconds:.2f} s, decoded with {model_name}")
 
 
 def _write_bytes(path: str, payload: bytes) -> None:
