@@ -380,11 +380,10 @@ def decompress() -> None:
         raise CommandError(f"cannot read {FLAGS.input}: {err.strerror}") from None
     if FLAGS.model is None:  # the shipped model that wrote the file
         try:
-            codec = codec_lib.shipped_codec_for(payload)
+            shipped, codec = codec_lib.shipped_model_for(payload)
         except (OSError, ValueError) as err:
             raise CommandError(f"cannot decode {FLAGS.input}: {err}") from None
-        model_name = next((m.name for m in pretrained.list_models("compression")
-                           if m.fingerprint == codec.fingerprint.hex()), "a shipped model")
+        model_name = shipped.name
     else:
         codec = _load_codec()
         model_name = FLAGS.model

@@ -14,6 +14,7 @@ from yoto_tf.compression.codec import (
     load_compression_model,
     reconstruct_image,
     shipped_codec_for,
+    shipped_model_for,
 )
 from yoto_tf.compression.container import CorruptFileError
 from yoto_tf.compression.model import (
@@ -38,4 +39,5 @@ __all__ = [
     "rate_distortion_terms",
     "reconstruct_image",
     "shipped_codec_for",
+    "shipped_model_for",
 ]

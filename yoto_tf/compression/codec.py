@@ -370,11 +370,11 @@ def load_compression_model(path) -> CompressionCodec:
     return CompressionCodec(network)
 
 
-def shipped_codec_for(data: bytes) -> CompressionCodec:
-    """The codec of the shipped compression model that wrote ``data``: the file names its
-    model by fingerprint, the manifest records each shipped model's, so only that model is
-    loaded (its sha256 verified, its fingerprint recomputed). Entries without a recorded
-    fingerprint are loaded and compared in manifest order.
+def shipped_model_for(data: bytes):
+    """``(ShippedModel, CompressionCodec)`` of the shipped compression model that wrote
+    ``data``: the file names its model by fingerprint, the manifest records each shipped
+    model's, so only that model is loaded (its sha256 verified, its fingerprint recomputed).
+    Entries without a recorded fingerprint are loaded and compared in manifest order.
 
     Raises:
       CorruptFileError: ``data`` is not a readable compressed image.
@@ -390,12 +390,17 @@ def shipped_codec_for(data: bytes) -> CompressionCodec:
     for model in candidates:
         codec = load_compression_model(pretrained.verify(model))
         if codec.fingerprint.hex() == wanted:
-            return codec
+            return model, codec
     seen = ", ".join(f"{m.name} ({m.fingerprint or 'not recorded'})" for m in shipped)
     raise ModelMismatchError(
         f"the file was written by a model that is not shipped (fingerprint {wanted}; shipped: "
         f"{seen or 'none'}); decode it with --model, the model that wrote it"
     )
+
+
+def shipped_codec_for(data: bytes) -> CompressionCodec:
+    """The codec of :func:`shipped_model_for` (same errors)."""
+    return shipped_model_for(data)[1]
 
 
 def _conditioning(codec: CompressionCodec, image, lam, lambda_map, map_cell, map_bits):
