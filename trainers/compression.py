@@ -55,7 +55,7 @@ ARCHITECTURE_FLAGS = ("lambda_range", "fixed_lambda", "num_filters", "num_latent
 
 CODING_FLAGS = {
     "compress": ("model", "input", "out", "lambda", "target_bpp", "target_bytes", "quality_map",
-                 "quality_map_range", "quality_map_cell"),
+                 "quality_map_range", "quality_map_cell", "refine_steps"),
     "decompress": ("model", "input", "out"),
 }
 """The flags of the compress and decompress commands."""
@@ -109,6 +109,7 @@ def _define_coding_flags(command: str) -> None:
         flags.DEFINE_float("target_bpp", None, "Search lambda for this many bits per pixel (real file size).")
         flags.DEFINE_integer("target_bytes", None, "Search lambda for a file of this many bytes.")
         _define_quality_map_flags()
+        _define_refine_flag()
     else:
         flags.DEFINE_string("input", None, "Compressed file to decode.")
         flags.DEFINE_string("out", None, "Image (.png) to write.")
@@ -132,6 +133,16 @@ def define_flags(command: str | None = None) -> None:
             flags.DEFINE_float("target_bpp", None, "compress: search lambda for this many bits per pixel.")
             flags.DEFINE_integer("target_bytes", None, "compress: search lambda for a file of this many bytes.")
             _define_quality_map_flags()
+            _define_refine_flag()
+
+
+def _define_refine_flag() -> None:
+    flags.DEFINE_integer("refine_steps", 0,
+                         "Refine the latents for this image with N gradient steps before coding "
+                         "(a smaller file at the same quality, read by the same decoder; each step "
+                         "costs about one decode and its gradient, so encoding is much slower: see the "
+                         "model card). With --target_bpp/--target_bytes every try is refined. 0 = off.",
+                         lower_bound=0)
 
 
 def _define_quality_map_flags() -> None:
@@ -320,16 +331,18 @@ def compress() -> None:
         result = None
         if chosen[0] == "lambda":
             lam = getattr(FLAGS, "lambda")  # `lambda` is a Python keyword
-            payload = codec_lib.compress_image(codec, image, lam)
+            payload = codec_lib.compress_image(codec, image, lam, refine_steps=FLAGS.refine_steps)
         elif chosen[0] == "quality_map":
             lambda_map = _read_quality_map(codec, image.shape[:2])
             payload = codec_lib.compress_image(codec, image, lambda_map=lambda_map,
-                                               map_cell=int(FLAGS.quality_map_cell))
+                                               map_cell=int(FLAGS.quality_map_cell),
+                                               refine_steps=FLAGS.refine_steps)
             lam = float(np.exp(np.log(lambda_map).mean()))
         else:
             target = (FLAGS.target_bytes if chosen[0] == "target_bytes"
                       else rate_control.target_bytes_for_bpp(FLAGS.target_bpp, height, width))
-            result = rate_control.compress_to_target(codec, image, float(target))
+            result = rate_control.compress_to_target(codec, image, float(target),
+                                                     refine_steps=FLAGS.refine_steps)
             payload, lam = result.data, result.lam
     except ValueError as err:
         raise CommandError(str(err)) from None

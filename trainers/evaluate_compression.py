@@ -91,6 +91,12 @@ flags.DEFINE_integer("max_images", None, "Evaluate only the first N images (by n
 flags.DEFINE_bool("estimate_bpp", True, "Also report the model's estimated bpp (one more forward pass per image).")
 flags.DEFINE_bool("ms_ssim", True, "Compute MS-SSIM (images must be at least 161x161).")
 flags.DEFINE_list(
+    "compare_refine_steps", ["0"],
+    "Encode-time latent refinement steps (compress --refine_steps) to evaluate --models with: "
+    "every model is evaluated once per value, labelled NAME+refineN (0: plain NAME), e.g. 0,100 "
+    "compares plain and refined encoding. --fixed_models are never refined.",
+)
+flags.DEFINE_list(
     "target_bpps", [],
     "Also compress every image with each --models model to these bpp (rate control, real files) "
     "and compare its PSNR with WebP's at the same file size (matched_rate.csv).",
@@ -166,9 +172,12 @@ def default_lambdas(model, num: int = DEFAULT_NUM_LAMBDAS) -> list[float]:
 
 
 def load_learned_codecs(
-    model_paths: Sequence[str], fixed_model_paths: Sequence[str], lambdas: Sequence[float]
+    model_paths: Sequence[str], fixed_model_paths: Sequence[str], lambdas: Sequence[float],
+    refine_steps: Sequence[int] = (0,),
 ) -> list[LearnedCodec]:
-    """Loads every model and checks its lambdas (fails before any evaluation starts).
+    """Loads every model and checks its lambdas (fails before any evaluation starts); each
+    variable-rate model becomes one LearnedCodec per ``refine_steps`` value (labelled
+    ``NAME+refineN`` for N > 0).
 
     Raises:
       ValueError: a model file cannot be loaded, a lambda is outside a model's range, or a
@@ -189,7 +198,9 @@ def load_learned_codecs(
                 model_lambdas = check_lambdas(model, path, lambdas)
             else:
                 model_lambdas = default_lambdas(model)
-            codecs.append(LearnedCodec(label, kind, path, model, model_lambdas))
+            for steps in (refine_steps if kind == "variable" else (0,)):
+                codecs.append(LearnedCodec(label + (f"+refine{steps}" if steps else ""), kind, path,
+                                           model, model_lambdas, steps))
     return codecs
 
 
@@ -250,6 +261,7 @@ def run_evaluation(
     estimate: bool = True,
     with_ms_ssim: bool = True,
     target_bpps: Sequence[float] = (),
+    refine_steps: Sequence[int] = (0,),
     log: Callable[[str], None] = print,
 ) -> dict:
     """Evaluates everything, writes the outputs into ``out_dir`` and returns ``results.json``'s
@@ -263,6 +275,8 @@ def run_evaluation(
         raise ValueError("nothing to evaluate: give --models, --fixed_models or baseline qualities")
     if target_bpps and not model_paths:
         raise ValueError("--target_bpps needs --models (variable-rate models under rate control)")
+    if not refine_steps or any(steps < 0 for steps in refine_steps) or len(set(refine_steps)) < len(refine_steps):
+        raise ValueError(f"--compare_refine_steps must be distinct whole numbers >= 0, got {list(refine_steps)}")
     if any(not (math.isfinite(t) and t > 0) for t in target_bpps):
         raise ValueError(f"--target_bpps must be positive numbers, got {list(target_bpps)}")
     for codec, qualities in (("jpeg", jpeg_qualities), ("webp", webp_qualities)):
@@ -271,7 +285,7 @@ def run_evaluation(
     if os.path.isdir(images_spec) and not os.listdir(images_spec):
         raise ValueError(f"--images: directory {images_spec} is empty")
     images = eval_images(images_spec, max_images=max_images)
-    codecs = load_learned_codecs(model_paths, fixed_model_paths, lambdas)
+    codecs = load_learned_codecs(model_paths, fixed_model_paths, lambdas, refine_steps)
     os.makedirs(out_dir, exist_ok=True)
     log(f"{len(images)} images from {images_spec}")
 
@@ -305,6 +319,7 @@ def run_evaluation(
             "models": {c.label: c.path for c in codecs if c.kind == "variable"},
             "fixed_models": {c.label: c.path for c in codecs if c.kind == "fixed"},
             "lambdas": {c.label: c.lambdas for c in codecs},
+            "refine_steps": {c.label: c.refine_steps for c in codecs},
             "jpeg_qualities": list(jpeg_qualities), "webp_qualities": list(webp_qualities),
             "bpp": "real file size * 8 / pixels; means are over images",
         },
@@ -341,6 +356,7 @@ def main(argv):
             webp_qualities=parse_numbers(FLAGS.webp_qualities, "webp_qualities", int),
             max_images=FLAGS.max_images, estimate=FLAGS.estimate_bpp, with_ms_ssim=FLAGS.ms_ssim,
             target_bpps=parse_numbers(FLAGS.target_bpps, "target_bpps", float),
+            refine_steps=parse_numbers(FLAGS.compare_refine_steps, "compare_refine_steps", int),
         )
     except ValueError as error:
         cli.fail("evaluate_compression", error)

@@ -43,7 +43,7 @@ import weakref
 import keras
 import numpy as np
 
-from yoto_tf.compression import ans_coder, container, entropy_models, quality_map, tables
+from yoto_tf.compression import ans_coder, container, entropy_models, latent_refinement, quality_map, tables
 from yoto_tf.compression.model import PAD_MULTIPLE, CompressionNetwork
 
 MAX_PIXELS = 1 << 24
@@ -87,6 +87,7 @@ class CompressionCodec:
         self._hyperprior = tables.hyperprior_tables(network.hyperprior)
         self._z_medians32 = self._hyperprior.medians.astype(np.float32)
         self._last_entropy_parameters = (None, None)
+        self._refiner = None
 
     # ------------------------------------------------------------------ lambda
     @property
@@ -146,6 +147,18 @@ class CompressionCodec:
         y = self.network.analysis((x, emb))
         z = self.network.hyper_analysis((self.network.hyper_input(y), emb))
         return np.asarray(y), np.asarray(z)
+
+    def refine_latents(self, image: np.ndarray, lam_vec: np.ndarray, y, z, steps: int,
+                       learning_rate: float = latent_refinement.DEFAULT_LEARNING_RATE, seed: int = 0):
+        """Encode-time refinement of :meth:`analyze`'s (y, z) for uint8 ``image`` [H, W, 3]
+        (see latent_refinement.py): float32 latents of the same shapes that code the image
+        at a lower rate-distortion loss; ``steps`` 0 returns them unchanged."""
+        if steps == 0:
+            return y, z
+        if self._refiner is None:
+            self._refiner = latent_refinement.LatentRefiner(self)
+        padded = pad_image(image).astype(np.float32)[None] / np.float32(255.0)
+        return self._refiner.refine(padded, *image.shape[:2], lam_vec, y, z, steps, learning_rate, seed)
 
     def quantize_latents(self, y, z, lam_vec):
         """Rounds z around the hyperprior medians, and y around its predicted means (0 for
@@ -414,15 +427,24 @@ def _conditioning(codec: CompressionCodec, image, lam, lambda_map, map_cell, map
     return image, lam_map, qmap
 
 
+def _symbols(codec: CompressionCodec, image, lam_vec, refine_steps: int):
+    """(y symbols, z symbols) of a checked image: analysis, optional refinement, rounding."""
+    y, z = codec.analyze(image, lam_vec)
+    return codec.quantize_latents(*codec.refine_latents(image, lam_vec, y, z, refine_steps), lam_vec)
+
+
 def compress_image(model, image, lam: float | None = None, *, lambda_map=None,
-                   map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS) -> bytes:
+                   map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS,
+                   refine_steps: int = 0) -> bytes:
     """Compresses uint8 [H, W, 3] at distortion weight ``lam``, or with a quality map
     ``lambda_map`` (float [h, w] distortion weights inside the trained range, any size:
     resized to the image; stored per ``map_cell`` pixels with ``map_bits`` bits, see
-    quality_map.py); returns the file bytes."""
+    quality_map.py); returns the file bytes. ``refine_steps`` > 0 refines the latents for
+    this image first (latent_refinement.py: a smaller file at the same quality, encoding
+    slower, the same decoder)."""
     codec = as_codec(model)
     image, lam_vec, qmap = _conditioning(codec, image, lam, lambda_map, map_cell, map_bits)
-    y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
+    y_symbols, z_symbols = _symbols(codec, image, lam_vec, refine_steps)
     return codec.encode(y_symbols, z_symbols, lam_vec, *image.shape[:2], qmap=qmap)
 
 
@@ -440,19 +462,21 @@ def decompress_image(model, data: bytes) -> np.ndarray:
 
 
 def reconstruct_image(model, image, lam: float | None = None, *, lambda_map=None,
-                      map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS) -> np.ndarray:
+                      map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS,
+                      refine_steps: int = 0) -> np.ndarray:
     """The model's quantized reconstruction (what decoding the file gives), without coding."""
     codec = as_codec(model)
     image, lam_vec, _ = _conditioning(codec, image, lam, lambda_map, map_cell, map_bits)
-    y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
+    y_symbols, z_symbols = _symbols(codec, image, lam_vec, refine_steps)
     return codec.synthesize(y_symbols, z_symbols, lam_vec, *image.shape[:2])
 
 
 def estimate_bpp(model, image, lam: float | None = None, *, lambda_map=None,
-                 map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS) -> float:
+                 map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS,
+                 refine_steps: int = 0) -> float:
     """The model's estimated rate in bits per pixel of the original image (no coding; the
     quality map's own bytes are not counted)."""
     codec = as_codec(model)
     image, lam_vec, _ = _conditioning(codec, image, lam, lambda_map, map_cell, map_bits)
-    y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
+    y_symbols, z_symbols = _symbols(codec, image, lam_vec, refine_steps)
     return codec.estimated_bits(y_symbols, z_symbols, lam_vec) / (image.shape[0] * image.shape[1])

@@ -70,6 +70,7 @@ class LearnedCodec:
       path: the model file.
       model: the loaded codec (``load_compression_model``).
       lambdas: rate-distortion weights to evaluate (lambda * 255^2 * MSE + bpp).
+      refine_steps: encode-time latent refinement steps (``compress_image``); 0 = off.
     """
 
     label: str
@@ -77,6 +78,7 @@ class LearnedCodec:
     path: str
     model: object
     lambdas: list[float]
+    refine_steps: int = 0
 
 
 
@@ -144,7 +146,8 @@ def _warm_up(codec: LearnedCodec, images) -> None:
     for _, image in images:
         if image.shape not in seen:
             seen.add(image.shape)
-            decompress_image(codec.model, compress_image(codec.model, image, codec.lambdas[0]))
+            decompress_image(codec.model, compress_image(codec.model, image, codec.lambdas[0],
+                                                         refine_steps=min(codec.refine_steps, 1)))
 
 
 def evaluate_learned(codec: LearnedCodec, images, measurer: Measurer, estimate: bool = True,
@@ -157,11 +160,12 @@ def evaluate_learned(codec: LearnedCodec, images, measurer: Measurer, estimate: 
         for name, image in images:
             try:
                 t0 = time.perf_counter()
-                data = compress_image(codec.model, image, lam)
+                data = compress_image(codec.model, image, lam, refine_steps=codec.refine_steps)
                 t1 = time.perf_counter()
                 reconstruction = decompress_image(codec.model, data)
                 t2 = time.perf_counter()
-                estimated = estimate_bpp(codec.model, image, lam) if estimate else None
+                # A refined codec's estimate would refine a second time: left out.
+                estimated = estimate_bpp(codec.model, image, lam) if estimate and not codec.refine_steps else None
             except ValueError as error:
                 raise ValueError(f"{codec.label} at lambda {lam:g} on image {name}: {error}") from error
             rows.append(measurer.row(
@@ -415,7 +419,8 @@ def matched_rate_comparison(codec: LearnedCodec, images, target_bpps: Sequence[f
     for target in target_bpps:
         for name, image in images:
             height, width = image.shape[:2]
-            result = compress_to_target(codec.model, image, target_bytes_for_bpp(target, height, width))
+            result = compress_to_target(codec.model, image, target_bytes_for_bpp(target, height, width),
+                                        refine_steps=codec.refine_steps)
             bpp = len(result.data) * 8.0 / (height * width)
             quality = psnr(image, decompress_image(codec.model, result.data))
             webp = psnr_on_curve(webp_curves[name], bpp)

@@ -49,8 +49,11 @@ def target_bytes_for_bpp(bpp: float, height: int, width: int) -> float:
 
 
 def compress_to_target(model, image, target_bytes: float, tolerance: float = DEFAULT_TOLERANCE,
-                       max_tries: int = MAX_TRIES) -> RateControlResult:
+                       max_tries: int = MAX_TRIES, refine_steps: int = 0) -> RateControlResult:
     """Compresses ``image`` (uint8 [H, W, 3]) to about ``target_bytes`` bytes.
+
+    ``refine_steps`` > 0 refines the latents at every try (``codec.compress_image``), so the
+    size searched is the refined file's; the search then costs ``tries`` refinements.
 
     Raises:
       ValueError: non-positive or non-finite target, or a bad image.
@@ -64,7 +67,7 @@ def compress_to_target(model, image, target_bytes: float, tolerance: float = DEF
 
     def attempt(log_lam):
         lam = float(np.exp(log_lam))
-        data = codec_lib.compress_image(codec, image, lam)
+        data = codec_lib.compress_image(codec, image, lam, refine_steps=refine_steps)
         tries.append((lam, math.log(len(data) / target_bytes), data))
         return tries[-1][1]
 
