@@ -38,6 +38,7 @@ from yoto_tf.compression import metrics, quality_map
 from yoto_tf.compression import model as model_lib
 from yoto_tf.compression import rate_control
 from yoto_tf.compression import training as training_lib
+from yoto_tf.compression import widening
 
 FLAGS = flags.FLAGS
 
@@ -46,7 +47,7 @@ SUBCOMMANDS = ("train", "compress", "decompress")
 TRAIN_FLAGS = ("train_data", "patch_size", "lambda_range", "fixed_lambda", "num_filters",
                "num_latent", "conditioning_units", "clip_norm", "geometric_mean_weights",
                "learning_rate_drop_step", "learning_rate_drop_factor", "mean_scale",
-               "mixed_quantization", "lambda_map_fraction", "init_from")
+               "mixed_quantization", "lambda_map_fraction", "init_from", "synthesis_filters")
 """The train command's own settings, recorded in train_config.json."""
 
 ARCHITECTURE_FLAGS = ("lambda_range", "fixed_lambda", "num_filters", "num_latent", "conditioning_units",
@@ -89,6 +90,11 @@ def _define_train_flags() -> None:
                         "model's name): its architecture and lambda range are used, so do not also give "
                         f"{', '.join('--' + n for n in ARCHITECTURE_FLAGS)}. A run with checkpoints resumes "
                         "from them instead.")
+    flags.DEFINE_integer("synthesis_filters", None,
+                         "Channels of the synthesis transform's hidden layers (default: --num_filters). "
+                         "With --init_from: widen that network's synthesis to this many channels, keeping "
+                         "what it computes (yoto_tf/compression/widening.py), before training.",
+                         lower_bound=1)
     flags.DEFINE_integer("learning_rate_drop_step", 0,
                          "From this step on, train at --learning_rate * --learning_rate_drop_factor (0 = never).",
                          lower_bound=0)
@@ -183,10 +189,10 @@ def make_task() -> core.TrainTask:
 
     def build_model():
         if init_path is not None:
-            network = pretrained.load_network(init_path)
-            logging.info("Starting from %s (N/M %d/%d, mean_scale %s, lambda range %s).", init_path,
-                         network.num_filters, network.num_latent, network.mean_scale,
-                         network.loss_space.coefficient("distortion"))
+            network = _widened(pretrained.load_network(init_path))
+            logging.info("Starting from %s (N/M %d/%d, synthesis %d, mean_scale %s, lambda range %s).",
+                         init_path, network.num_filters, network.num_latent, network.synthesis_filters,
+                         network.mean_scale, network.loss_space.coefficient("distortion"))
             return training_lib.CompressionTrainingModel(
                 network, seed=FLAGS.seed, geometric_mean_weights=FLAGS.geometric_mean_weights,
                 lambda_map_fraction=FLAGS.lambda_map_fraction)
@@ -195,7 +201,8 @@ def make_task() -> core.TrainTask:
                                         geometric_mean_weights=FLAGS.geometric_mean_weights,
                                         mean_scale=FLAGS.mean_scale,
                                         mixed_quantization=FLAGS.mixed_quantization,
-                                        lambda_map_fraction=FLAGS.lambda_map_fraction)
+                                        lambda_map_fraction=FLAGS.lambda_map_fraction,
+                                        synthesis_filters=FLAGS.synthesis_filters)
 
     def make_dataset(batch_size, seed):
         return data.image_dataset(FLAGS.train_data, FLAGS.patch_size, batch_size, seed=seed,
@@ -226,6 +233,14 @@ def make_task() -> core.TrainTask:
     )
 
 
+def _widened(network):
+    """``network`` with its synthesis widened to --synthesis_filters (unchanged if unset;
+    the width was checked by :func:`_initial_network_path`)."""
+    if FLAGS.synthesis_filters is None or FLAGS.synthesis_filters == network.synthesis_filters:
+        return network
+    return widening.widen_synthesis(network, FLAGS.synthesis_filters)
+
+
 def _initial_network_path() -> str | None:
     """The verified file of --init_from (None if unset); checks that no architecture flag
     is given beside it and that it is a compression model."""
@@ -238,6 +253,9 @@ def _initial_network_path() -> str | None:
     path, network = loaded
     if not isinstance(network, model_lib.CompressionNetwork):
         raise CommandError(f"--init_from: {path} holds a {type(network).__name__}, not a compression model")
+    if FLAGS.synthesis_filters is not None and FLAGS.synthesis_filters < network.synthesis_filters:
+        raise CommandError(f"--synthesis_filters: the synthesis of {path} has {network.synthesis_filters} "
+                           f"channels and can only be widened, not narrowed to {FLAGS.synthesis_filters}")
     return path
 
 

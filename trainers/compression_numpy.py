@@ -35,6 +35,9 @@ flags.DEFINE_string("init_from", None, "Start from this trained network: a model
                     "(default: a new network with --num_filters/--num_latent).")
 flags.DEFINE_integer("num_filters", 64, "N of a new network.", lower_bound=1)
 flags.DEFINE_integer("num_latent", 128, "M of a new network.", lower_bound=1)
+flags.DEFINE_integer("synthesis_filters", None, "Synthesis width of a new network (default --num_filters); "
+                     "with --init_from, widen its synthesis to this many channels, keeping what it computes.",
+                     lower_bound=1)
 flags.DEFINE_integer("steps", 1000, "Total steps (a resumed run continues to this step).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 8, "Crops per step.", lower_bound=1)
 flags.DEFINE_integer("patch_size", 256, "Crop side (a multiple of 64).", lower_bound=64)
@@ -51,8 +54,8 @@ flags.DEFINE_integer("seed", 0, "Seed of the crops, the lambda draws and a new n
 MODEL_FILE, CHECKPOINT_FILE = "model.keras", "checkpoint.npz"
 ARCHITECTURE_FLAGS = ("num_filters", "num_latent")
 """What a new network takes: not allowed beside --init_from."""
-RUN_FLAGS = ("images", "init_from", "num_filters", "num_latent", "steps", "batch_size", "patch_size",
-             "learning_rate", "learning_rate_drop_step", "clip_norm", "lambda_map_fraction", "seed")
+RUN_FLAGS = ("images", "init_from", "num_filters", "num_latent", "synthesis_filters", "steps", "batch_size",
+             "patch_size", "learning_rate", "learning_rate_drop_step", "clip_norm", "lambda_map_fraction", "seed")
 """The settings recorded in OUT_DIR/train_config.json."""
 
 
@@ -103,6 +106,7 @@ def _network(model_path: str):
     else a new one."""
     from yoto_tf import pretrained  # pylint: disable=import-outside-toplevel
     from yoto_tf.compression import model as model_lib  # pylint: disable=import-outside-toplevel
+    from yoto_tf.compression import widening  # pylint: disable=import-outside-toplevel
 
     initial = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS)  # checks the flags even when resuming
     if model_path:
@@ -112,9 +116,12 @@ def _network(model_path: str):
         if not isinstance(network, model_lib.CompressionNetwork):
             raise ValueError(f"--init_from: {path} holds a {type(network).__name__}, not a compression model")
         logging.info("Starting from %s.", path)
-        return network
+        if FLAGS.synthesis_filters is None or FLAGS.synthesis_filters == network.synthesis_filters:
+            return network
+        return widening.widen_synthesis(network, FLAGS.synthesis_filters)  # ValueError names the widths
     return model_lib.build_network(num_filters=FLAGS.num_filters, num_latent=FLAGS.num_latent,
-                                   seed=FLAGS.seed, mean_scale=True, mixed_quantization=True)
+                                   seed=FLAGS.seed, mean_scale=True, mixed_quantization=True,
+                                   synthesis_filters=FLAGS.synthesis_filters)
 
 
 def _restore(network, optimizer, path: str) -> None:

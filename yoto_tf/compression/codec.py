@@ -318,6 +318,8 @@ def model_fingerprint(network: CompressionNetwork) -> bytes:
     config = {k: v for k, v in network.get_config().items() if k not in _NOT_FINGERPRINTED}
     if not config.get("mean_scale"):  # the scale hyperprior keeps the fingerprint it had before the option
         config.pop("mean_scale", None)
+    if config.get("synthesis_filters") == config.get("num_filters"):  # likewise for an unwidened synthesis
+        config.pop("synthesis_filters", None)
     digest.update(json.dumps([config, _CODEC_CONSTANTS], sort_keys=True, default=str).encode())
     for weight in _model_weights(network):
         value = np.ascontiguousarray(np.asarray(weight), dtype="<f4")

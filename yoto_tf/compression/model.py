@@ -220,6 +220,8 @@ class CompressionNetwork(keras.Model):
       loss_space: the rate-distortion LossSpace (see :func:`compression_loss_space`).
       num_filters: N, channels of the hidden layers and of z.
       num_latent: M, channels of y.
+      synthesis_filters: channels of the synthesis transform's hidden layers (default N): the
+        decoder can be wider than the rest (see ``widening.py``).
       conditioning_units, conditioning_layers: the ConditioningNetwork MLP.
       seed: seed of the training noise.
       mean_scale: predict a mean as well as a scale for every latent (see the module
@@ -248,11 +250,13 @@ class CompressionNetwork(keras.Model):
         seed=None,
         mean_scale=False,
         mixed_quantization=False,
+        synthesis_filters=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.loss_space = as_loss_space(loss_space or compression_loss_space())
         self.num_filters, self.num_latent = int(num_filters), int(num_latent)
+        self.synthesis_filters = int(synthesis_filters or num_filters)
         self.conditioning_units, self.conditioning_layers = int(conditioning_units), int(conditioning_layers)
         self.seed = seed
         self.mean_scale, self.mixed_quantization = bool(mean_scale), bool(mixed_quantization)
@@ -262,7 +266,7 @@ class CompressionNetwork(keras.Model):
             name="conditioning", dtype=dtype,
         )
         self.analysis = AnalysisTransform(num_filters, num_latent, name="analysis", dtype=dtype)
-        self.synthesis = SynthesisTransform(num_filters, name="synthesis", dtype=dtype)
+        self.synthesis = SynthesisTransform(self.synthesis_filters, name="synthesis", dtype=dtype)
         self.hyper_analysis = HyperAnalysisTransform(num_filters, name="hyper_analysis", dtype=dtype)
         hyper_synthesis = MeanScaleHyperSynthesisTransform if self.mean_scale else HyperSynthesisTransform
         self.hyper_synthesis = hyper_synthesis(num_filters, num_latent, name="hyper_synthesis", dtype=dtype)
@@ -327,6 +331,7 @@ class CompressionNetwork(keras.Model):
             "seed": self.seed,
             "mean_scale": self.mean_scale,
             "mixed_quantization": self.mixed_quantization,
+            "synthesis_filters": self.synthesis_filters,
         }
 
 
@@ -338,11 +343,13 @@ def build_network(
     seed: int | None = None,
     mean_scale: bool = False,
     mixed_quantization: bool = False,
+    synthesis_filters: int | None = None,
 ) -> CompressionNetwork:
     """A new, built :class:`CompressionNetwork` (the conditioned network; see
     ``training.build_model`` for the training wrapper). Arguments as the class's."""
     network = CompressionNetwork(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
-                               mean_scale=mean_scale, mixed_quantization=mixed_quantization)
+                                 mean_scale=mean_scale, mixed_quantization=mixed_quantization,
+                                 synthesis_filters=synthesis_filters)
     network.build()
     return network
 

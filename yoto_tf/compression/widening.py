@@ -1,0 +1,98 @@
+"""Function-preserving widening of a trained network's synthesis transform.
+
+Why: the shipped models' diagnosis (``pretrained_models/mean_scale_64.md``, ``probe_compression``)
+found the synthesis transform, not the encoder, the entropy model or quantization, to be
+what limits quality at the top of the lambda range, and each further 6,000 steps of
+training raise the top PSNR less (+0.31 dB from 24k to 30k steps). More synthesis channels
+give the decoder capacity, but a wider network trained from scratch would throw away the
+steps the narrow one has had. :func:`widen_synthesis` returns a network that computes what
+the given one computes (the same reconstruction up to float rounding, the same encoder and
+entropy model), with extra hidden channels in the synthesis for training to use (Net2Net's
+"wider" operation, Chen et al. 2016, in its zero-output form):
+
+* a new channel of hidden layer i gets the fresh layer's random incoming weights (the
+  kernel entries of ``deconv_i`` that produce it) and a zero bias;
+* its outgoing weights into the old channels (the entries of ``deconv_{i+1}`` that read it)
+  are zero, so the old channels, and the image, are unchanged; their gradient is the new
+  channel's activation times the upstream gradient, so the first training step makes them
+  non-zero;
+* FiLM: zero scale and shift for the new channels (the identity, as a new FiLM layer starts);
+* inverse GDN: a new layer's beta and gamma diagonal for the new channels and zero coupling
+  between old and new channels, so the old channels are normalized exactly as before.
+
+Every other weight (conditioning MLP, analysis, hyper transforms, hyperprior) is copied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from yoto_tf.compression.model import CompressionNetwork
+
+
+def widen_synthesis(network: CompressionNetwork, synthesis_filters: int) -> CompressionNetwork:
+    """A new, built CompressionNetwork equal to ``network`` but with ``synthesis_filters``
+    hidden channels in its synthesis transform (see the module docstring).
+
+    Args:
+      network: a built CompressionNetwork (float32).
+      synthesis_filters: the new width, at least the current one.
+
+    Returns:
+      The widened network (``get_config()["synthesis_filters"] == synthesis_filters``).
+
+    Raises:
+      ValueError: a width smaller than the current one.
+    """
+    old_width = network.synthesis_filters
+    if int(synthesis_filters) != synthesis_filters or synthesis_filters < old_width:
+        raise ValueError(f"the synthesis can only be widened: it has {old_width} channels, "
+                         f"asked for {synthesis_filters}")
+    wide = CompressionNetwork.from_config({**network.get_config(), "synthesis_filters": int(synthesis_filters)})
+    wide.build()
+    for name in ("conditioning", "analysis", "hyper_analysis", "hyper_synthesis", "hyperprior"):
+        for target, source in zip(getattr(wide, name).weights, getattr(network, name).weights):
+            target.assign(np.asarray(source))
+    old, new = network.synthesis, wide.synthesis
+    for i, (old_conv, new_conv) in enumerate(zip(old.convs, new.convs)):
+        _embed_transposed_conv(old_conv, new_conv)
+        _embed_columns(old.films[i], new.films[i])
+        if old.activations[i] is not None:
+            _embed_gdn(old.activations[i], new.activations[i])
+    return wide
+
+
+def _embed_transposed_conv(old, new) -> None:
+    """Kernel [k, k, out, in]: the old block copied, old outputs reading new inputs zeroed,
+    the rest (new outputs) left at the fresh layer's random values; bias [out]: old copied,
+    new zero."""
+    old_kernel = np.asarray(old.kernel)
+    kernel = np.asarray(new.kernel).copy()
+    out_channels, in_channels = old_kernel.shape[2:]
+    kernel[:, :, :out_channels, :] = 0.0
+    kernel[:, :, :out_channels, :in_channels] = old_kernel
+    new.kernel.assign(kernel)
+    bias = np.zeros(new.bias.shape, np.float32)
+    bias[:out_channels] = np.asarray(old.bias)
+    new.bias.assign(bias)
+
+
+def _embed_columns(old_film, new_film) -> None:
+    """FiLM kernels [d, C] and biases [C]: old channels copied, new ones zero (identity)."""
+    for attr in ("scale_kernel", "scale_bias", "shift_kernel", "shift_bias"):
+        source, target = np.asarray(getattr(old_film, attr)), getattr(new_film, attr)
+        value = np.zeros(target.shape, np.float32)
+        value[..., : source.shape[-1]] = source
+        target.assign(value)
+
+
+def _embed_gdn(old_gdn, new_gdn) -> None:
+    """beta [C] and gamma [C, C] parameters: the old block copied; the new channels keep the
+    fresh layer's beta and gamma diagonal, and the fresh zero coupling to the old ones."""
+    channels = old_gdn.beta_param.shape[0]
+    beta = np.asarray(new_gdn.beta_param).copy()
+    beta[:channels] = np.asarray(old_gdn.beta_param)
+    new_gdn.beta_param.assign(beta)
+    gamma = np.asarray(new_gdn.gamma_param).copy()
+    gamma[:channels, :channels] = np.asarray(old_gdn.gamma_param)
+    new_gdn.gamma_param.assign(gamma)
