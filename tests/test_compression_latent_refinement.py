@@ -13,7 +13,7 @@ from trainers import compression as compression_cli
 from trainers import evaluate_compression
 from yoto_tf import pretrained
 from yoto_tf.compression import compress_image, decompress_image, load_compression_model, reconstruct_image
-from yoto_tf.compression.rate_control import compress_to_target
+from yoto_tf.compression.rate_control import MAX_REFINED_TRIES, compress_to_target
 
 FLAGS = flags.FLAGS
 compression_cli.define_flags()
@@ -71,11 +71,21 @@ def test_zero_steps_is_the_plain_encoder_and_bad_settings_are_named(shipped, pho
         shipped.refine_latents(photo, shipped.lambda_vector(0.01), y, z, 5, learning_rate=0.0)
 
 
-def test_rate_control_searches_the_size_of_the_refined_file(shipped, photo):
+def test_rate_control_searches_plain_files_then_refines_a_few_times(shipped, photo, monkeypatch):
+    refinements = []
+    original = type(shipped).refine_latents
+
+    def counting(self, *args, **kwargs):
+        refinements.append(args[-1])  # the step count
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(shipped), "refine_latents", counting)
     target = 0.5 * photo.shape[0] * photo.shape[1] / 8
-    result = compress_to_target(shipped, photo, target, tolerance=0.05, refine_steps=10)
+    result = compress_to_target(shipped, photo, target, tolerance=0.02, refine_steps=10)
     assert result.met, result.reason
-    assert result.data == compress_image(shipped, photo, result.lam, refine_steps=10)
+    refined_tries = [steps for steps in refinements if steps]
+    assert 1 <= len(refined_tries) <= MAX_REFINED_TRIES < result.tries
+    assert result.data == compress_image(shipped, photo, result.lam, refine_steps=10)  # a refined file
 
 
 def _run(*args, **flag_values):

@@ -52,8 +52,11 @@ def compress_to_target(model, image, target_bytes: float, tolerance: float = DEF
                        max_tries: int = MAX_TRIES, refine_steps: int = 0) -> RateControlResult:
     """Compresses ``image`` (uint8 [H, W, 3]) to about ``target_bytes`` bytes.
 
-    ``refine_steps`` > 0 refines the latents at every try (``codec.compress_image``), so the
-    size searched is the refined file's; the search then costs ``tries`` refinements.
+    With ``refine_steps`` > 0 the file is a refined one (``codec.compress_image``): the search
+    runs on plain files first (fast), then continues on refined files from the lambda it
+    found (refinement moves the size by a few per cent at a given lambda), with secant steps
+    on log(size) against log(lambda), starting from the slope the plain search measured,
+    at most ``MAX_REFINED_TRIES`` refinements. ``tries`` counts both kinds.
 
     Raises:
       ValueError: non-positive or non-finite target, or a bad image.
@@ -62,55 +65,109 @@ def compress_to_target(model, image, target_bytes: float, tolerance: float = DEF
         raise ValueError(f"the target size must be a positive number of bytes, got {target_bytes}")
     codec = codec_lib.as_codec(model)
     image = codec_lib.check_image(image)
-    low, high = codec.lambda_range
-    tries = []  # (log_lambda, f, data)
+    plain = _Search(codec, image, target_bytes, tolerance, refine_steps=0)
+    plain.run(max_tries)
+    if not refine_steps:
+        return plain.result()
+    refined = _Search(codec, image, target_bytes, tolerance, refine_steps)
+    refined.continue_from(plain, MAX_REFINED_TRIES)
+    return refined.result(extra_tries=len(plain.tries))
 
-    def attempt(log_lam):
+
+MAX_REFINED_TRIES = 4
+_TYPICAL_SLOPE = 0.5  # d log(size) / d log(lambda) of the shipped models, mid-range
+
+
+class _Search:
+    """Tries of one kind of file (plain or refined): (lambda, log(size / target), data)."""
+
+    def __init__(self, codec, image, target_bytes, tolerance, refine_steps):
+        self.codec, self.image, self.target_bytes = codec, image, target_bytes
+        self.tolerance, self.refine_steps = tolerance, refine_steps
+        self.low, self.high = codec.lambda_range
+        self.tries: list[tuple[float, float, bytes]] = []
+        self.reason = ""
+
+    def attempt(self, log_lam: float) -> float:
         lam = float(np.exp(log_lam))
-        data = codec_lib.compress_image(codec, image, lam, refine_steps=refine_steps)
-        tries.append((lam, math.log(len(data) / target_bytes), data))
-        return tries[-1][1]
+        data = codec_lib.compress_image(self.codec, self.image, lam, refine_steps=self.refine_steps)
+        self.tries.append((lam, math.log(len(data) / self.target_bytes), data))
+        return self.tries[-1][1]
 
-    def result(reason=""):
-        lam, f, data = min(tries, key=lambda t: abs(math.exp(t[1]) - 1.0))
-        met = abs(len(data) / target_bytes - 1.0) <= tolerance
-        return RateControlResult(data, lam, target_bytes, met, len(tries), "" if met else reason)
+    def close_enough(self, f: float) -> bool:
+        return abs(math.exp(f) - 1.0) <= self.tolerance
 
-    def close_enough(f):
-        return abs(math.exp(f) - 1.0) <= tolerance
+    def result(self, extra_tries: int = 0) -> RateControlResult:
+        lam, f, data = min(self.tries, key=lambda t: abs(math.exp(t[1]) - 1.0))
+        met = self.close_enough(f)
+        return RateControlResult(data, lam, self.target_bytes, met, len(self.tries) + extra_tries,
+                                 "" if met else self.reason)
 
-    t_lo, t_hi = math.log(low), math.log(high)
-    f_lo = attempt(t_lo)
-    if close_enough(f_lo) or low == high:
-        return result(f"a single-lambda model reaches only {len(tries[-1][2])} bytes")
-    if f_lo > 0:
-        return result(f"the smallest file this model makes (lambda {low:g}) is larger than the target")
-    f_hi = attempt(t_hi)
-    if close_enough(f_hi):
-        return result()
-    if f_hi < 0:
-        return result(f"the largest file this model makes (lambda {high:g}) is smaller than the target")
-    side = 0
-    while len(tries) < max_tries:
-        t = t_lo - f_lo * (t_hi - t_lo) / (f_hi - f_lo)
-        if not t_lo < t < t_hi:
-            t = 0.5 * (t_lo + t_hi)
-        f = attempt(t)
-        if close_enough(f):
-            return result()
-        if f < 0:
-            t_lo, f_lo = t, f
-            if side == -1:
-                f_hi *= 0.5  # Illinois: stop the same end from being kept forever
-            side = -1
-        else:
-            t_hi, f_hi = t, f
-            if side == 1:
-                f_lo *= 0.5
-            side = 1
-        if t_hi - t_lo < 1e-6:
-            break
-    return result(
-        "no lambda gives a size within the tolerance (the size changes in steps here); "
-        "this is the closest"
-    )
+    def run(self, max_tries: int) -> None:
+        """Safeguarded false position (Illinois) over the whole trained range."""
+        low, high = self.low, self.high
+        t_lo, t_hi = math.log(low), math.log(high)
+        f_lo = self.attempt(t_lo)
+        if self.close_enough(f_lo) or low == high:
+            self.reason = f"a single-lambda model reaches only {len(self.tries[-1][2])} bytes"
+            return
+        if f_lo > 0:
+            self.reason = f"the smallest file this model makes (lambda {low:g}) is larger than the target"
+            return
+        f_hi = self.attempt(t_hi)
+        if self.close_enough(f_hi):
+            return
+        if f_hi < 0:
+            self.reason = f"the largest file this model makes (lambda {high:g}) is smaller than the target"
+            return
+        side = 0
+        while len(self.tries) < max_tries:
+            t = t_lo - f_lo * (t_hi - t_lo) / (f_hi - f_lo)
+            if not t_lo < t < t_hi:
+                t = 0.5 * (t_lo + t_hi)
+            f = self.attempt(t)
+            if self.close_enough(f):
+                return
+            if f < 0:
+                t_lo, f_lo = t, f
+                if side == -1:
+                    f_hi *= 0.5  # Illinois: stop the same end from being kept forever
+                side = -1
+            else:
+                t_hi, f_hi = t, f
+                if side == 1:
+                    f_lo *= 0.5
+                side = 1
+            if t_hi - t_lo < 1e-6:
+                break
+        self.reason = ("no lambda gives a size within the tolerance (the size changes in steps here); "
+                       "this is the closest")
+
+    def continue_from(self, plain: "_Search", max_tries: int) -> None:
+        """Secant steps from the lambda ``plain`` chose (see :func:`compress_to_target`)."""
+        t_min, t_max = math.log(self.low), math.log(self.high)
+        t = math.log(plain.result().lam)
+        slope = _slope_near(plain.tries, t)
+        f = self.attempt(t)
+        while not self.close_enough(f) and len(self.tries) < max_tries:
+            t_next = min(max(t - f / slope, t_min), t_max)
+            if t_next == t:  # at an end of the range, still too small or too large
+                self.reason = plain.reason or "the target lies outside what this model reaches"
+                return
+            f_next = self.attempt(t_next)
+            if (f_next - f) / (t_next - t) > 0:
+                slope = (f_next - f) / (t_next - t)
+            t, f = t_next, f_next
+        if not self.close_enough(f):
+            self.reason = plain.reason or f"no refined file within the tolerance after {len(self.tries)} tries"
+
+
+def _slope_near(tries, t: float) -> float:
+    """d log(size) / d log(lambda) between the two tries nearest ``t`` (positive), or a
+    typical value when they cannot tell."""
+    points = sorted((abs(math.log(lam) - t), math.log(lam), f) for lam, f, _ in tries)[:2]
+    if len(points) == 2 and points[0][1] != points[1][1]:
+        slope = (points[0][2] - points[1][2]) / (points[0][1] - points[1][1])
+        if slope > 0:
+            return slope
+    return _TYPICAL_SLOPE
