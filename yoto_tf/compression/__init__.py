@@ -23,6 +23,7 @@ from yoto_tf.compression.model import (
     rate_distortion_terms,
 )
 from yoto_tf.compression.rate_control import RateControlResult, compress_to_target
+from yoto_tf.compression.widening import widen_synthesis
 
 __all__ = [
     "CompressionCodec",
@@ -40,4 +41,5 @@ __all__ = [
     "reconstruct_image",
     "shipped_codec_for",
     "shipped_model_for",
+    "widen_synthesis",
 ]

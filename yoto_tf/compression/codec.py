@@ -5,6 +5,7 @@ Public API::
     codec = load_compression_model("runs/compression/model.keras")
     data = compress_image(codec, image_uint8, lam=0.01)   # bytes (see container.py)
     data = compress_image(codec, image_uint8, lambda_map=lams)  # lams [H, W]: a quality map
+    data = compress_image(codec, image_uint8, lam=0.01, refine_steps=100)  # slower, smaller
     image = decompress_image(codec, data)                 # uint8 [H, W, 3], either kind
     bpp = estimate_bpp(codec, image_uint8, lam=0.01)      # the model's own rate estimate
     codec.loss_space, codec.lambda_range
@@ -156,7 +157,7 @@ class CompressionCodec:
         if steps == 0:
             return y, z
         if self._refiner is None:
-            self._refiner = latent_refinement.LatentRefiner(self)
+            self._refiner = latent_refinement.LatentRefiner(self.network, self._z_medians32)
         padded = pad_image(image).astype(np.float32)[None] / np.float32(255.0)
         return self._refiner.refine(padded, *image.shape[:2], lam_vec, y, z, steps, learning_rate, seed)
 

@@ -48,23 +48,24 @@ _ATANH_EPSILON = 1e-5
 
 
 class LatentRefiner:
-    """Refines the latents of one image for a :class:`~yoto_tf.compression.codec.CompressionCodec`.
+    """Refines the latents of one image through a trained CompressionNetwork.
 
     Built once per codec, by ``CompressionCodec.refine_latents``; the gradient function is
     traced once per image size and kind of conditioning (one lambda or a map).
 
     Args:
-      codec: the CompressionCodec whose float32 network is optimized through.
+      network: the float32 CompressionNetwork whose synthesis and entropy model are used.
+      z_medians: float32 [N], the hyperprior medians z is rounded around (the codec's).
     """
 
-    def __init__(self, codec):
+    def __init__(self, network, z_medians: np.ndarray):
         import tensorflow as tf  # pylint: disable=import-outside-toplevel  # gradients: TF backend only
 
         self._tf = tf
-        self._network = codec.network
-        self._z_medians = tf.constant(codec._z_medians32)  # pylint: disable=protected-access
-        self._distortion = codec.loss_space.index("distortion")
-        self._rate = codec.loss_space.index("rate")
+        self._network = network
+        self._z_medians = tf.constant(np.asarray(z_medians, np.float32))
+        self._distortion = network.loss_space.index("distortion")
+        self._rate = network.loss_space.index("rate")
         self._gradient = tf.function(self._loss_and_gradients)
 
     def refine(self, padded: np.ndarray, height: int, width: int, lam_vec: np.ndarray,
