@@ -348,20 +348,22 @@ def _percent(value, width: int) -> str:
 
 
 def summary_text(means: Sequence[dict], bd_rows: Sequence[dict], fixed_rows: Sequence[dict]) -> str:
-    lines = [f"{'codec':<22} {'setting':>14} {'bpp':>7} {'est.bpp':>7} {'PSNR':>6} "
+    names = [m["codec"] for m in means] + [r[k] for r in bd_rows for k in ("test", "anchor")]
+    w = max([22] + [len(name) for name in names])  # the codec column fits the longest label
+    lines = [f"{'codec':<{w}} {'setting':>14} {'bpp':>7} {'est.bpp':>7} {'PSNR':>6} "
              f"{'MS-SSIM':>7} {'enc s':>7} {'dec s':>7}"]
     for m in means:
         setting = f"{'lam' if m['setting'] == 'lambda' else 'q'}={m['value']:g}"
         lines.append(
-            f"{m['codec']:<22} {setting:>14} {m['bpp']:7.4f} {_fmt(m['estimated_bpp'], '7.4f')} "
+            f"{m['codec']:<{w}} {setting:>14} {m['bpp']:7.4f} {_fmt(m['estimated_bpp'], '7.4f')} "
             f"{m['psnr']:6.2f} {_fmt(m['ms_ssim'], '7.4f')} {m['encode_seconds']:7.3f} "
             f"{m['decode_seconds']:7.3f}"
         )
     if bd_rows:
-        lines += ["", f"{'test':<22} {'anchor':<22} {'BD-rate PSNR':>12} {'BD-PSNR':>8} {'BD-rate MS-SSIM':>15}"]
+        lines += ["", f"{'test':<{w}} {'anchor':<{w}} {'BD-rate PSNR':>12} {'BD-PSNR':>8} {'BD-rate MS-SSIM':>15}"]
         for row in bd_rows:
             lines.append(
-                f"{row['test']:<22} {row['anchor']:<22} {_percent(row['bd_rate_psnr_percent'], 12)} "
+                f"{row['test']:<{w}} {row['anchor']:<{w}} {_percent(row['bd_rate_psnr_percent'], 12)} "
                 f"{_fmt(row['bd_psnr_db'], '+8.3f')} {_percent(row['bd_rate_ms_ssim_percent'], 15)}"
                 + (f"  ({row['note']})" if row["note"] else "")
             )
