@@ -93,8 +93,10 @@ def test_train_init_from_with_synthesis_filters_widens_then_trains(tmp_path, cap
         Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
     common = dict(patch_size=64, batch_size=2, log_every=1, checkpoint_every=1, learning_rate=1e-3, steps=1,
                   train_data=f"folder:{tmp_path}/images/*.png")
-    _train(model_dir=str(tmp_path / "source"), num_filters=8, num_latent=8, conditioning_units=8, **common)
-    _train(model_dir=str(tmp_path / "wide"), init_from=str(tmp_path / "source"), synthesis_filters=16, **common)
+    source = CompressionNetwork(compression_loss_space(), num_filters=8, num_latent=8, conditioning_units=8, seed=0)
+    source.build()
+    source.save(str(tmp_path / "source.keras"))
+    _train(model_dir=str(tmp_path / "wide"), init_from=str(tmp_path / "source.keras"), synthesis_filters=16, **common)
     wide = pretrained.load_network(str(tmp_path / "wide"))
     assert (wide.num_filters, wide.synthesis_filters) == (8, 16)
     config = json.loads((tmp_path / "wide" / "train_config.json").read_text())
