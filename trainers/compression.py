@@ -144,10 +144,11 @@ def define_flags(command: str | None = None) -> None:
 
 def _define_refine_flag() -> None:
     flags.DEFINE_integer("refine_steps", 0,
-                         "Refine the latents for this image with N gradient steps before coding "
-                         "(a smaller file at the same quality, read by the same decoder; each step "
-                         "costs about one decode and its gradient, so encoding is much slower: see the "
-                         "model card). With --target_bpp/--target_bytes every try is refined. 0 = off.",
+                         "Refine the latents for this image with N gradient steps before coding: a "
+                         "smaller file at the same quality, read by the same decoder (100 steps: about "
+                         "8 % fewer bits on Kodak, about 16 s per 768x512 image on 2 cores instead of "
+                         "0.15 s). --target_bpp/--target_bytes search on plain files, then refine at "
+                         "most 4 times. 0 = off.",
                          lower_bound=0)
 
 
