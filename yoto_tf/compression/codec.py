@@ -467,7 +467,8 @@ def decompress_image(model, data: bytes) -> np.ndarray:
 def reconstruct_image(model, image, lam: float | None = None, *, lambda_map=None,
                       map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS,
                       refine_steps: int = 0) -> np.ndarray:
-    """The model's quantized reconstruction (what decoding the file gives), without coding."""
+    """The model's quantized reconstruction (what decoding the file gives), without coding;
+    ``refine_steps`` as for :func:`compress_image`."""
     codec = as_codec(model)
     image, lam_vec, _ = _conditioning(codec, image, lam, lambda_map, map_cell, map_bits)
     y_symbols, z_symbols = _symbols(codec, image, lam_vec, refine_steps)
@@ -478,7 +479,7 @@ def estimate_bpp(model, image, lam: float | None = None, *, lambda_map=None,
                  map_cell: int = quality_map.DEFAULT_CELL, map_bits: int = quality_map.DEFAULT_BITS,
                  refine_steps: int = 0) -> float:
     """The model's estimated rate in bits per pixel of the original image (no coding; the
-    quality map's own bytes are not counted)."""
+    quality map's own bytes are not counted); ``refine_steps`` as for :func:`compress_image`."""
     codec = as_codec(model)
     image, lam_vec, _ = _conditioning(codec, image, lam, lambda_map, map_cell, map_bits)
     y_symbols, z_symbols = _symbols(codec, image, lam_vec, refine_steps)
