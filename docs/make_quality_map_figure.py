@@ -29,7 +29,7 @@ def main(kodak_dir, name=None):
     data = compress_image(codec, image, lambda_map=np.where(mask, high, low))
     decoded = decompress_image(codec, data)
     inside, outside = psnr_inside_outside(image, decoded, mask)
-    panels.append((f"{shipped.name}, map: {inside:.1f} / {outside:.1f} dB", decoded))
+    panels.append((f"quality map: {inside:.1f} / {outside:.1f} dB", decoded))
     uniform = rate_control.compress_to_target(codec, image, len(data))
     flat = decompress_image(codec, uniform.data)
     inside, outside = psnr_inside_outside(image, flat, mask)
@@ -40,7 +40,7 @@ def main(kodak_dir, name=None):
         figure.paste(Image.fromarray(picture[top:top + CROP, left:left + CROP]), (i * (CROP + 6), 22))
         draw.text((i * (CROP + 6) + 2, 4), label, fill="black")
     figure.save("docs/quality_map_roi.jpg", quality=88)
-    print("wrote docs/quality_map_roi.jpg (PSNR inside / outside the region, whole image)")
+    print(f"wrote docs/quality_map_roi.jpg ({shipped.name}; PSNR inside / outside the region, whole image)")
 
 
 if __name__ == "__main__":
