@@ -175,6 +175,10 @@ def test_init_from_fine_tunes_a_trained_network_with_lambda_maps(tmp_path, capsy
     assert max(differences) < 2e-3 * 1.01  # one Adam step moves a weight by about the learning rate
     config = json.loads(open(os.path.join(tuned_dir, "train_config.json")).read())
     assert config["task"]["init_from"] == source_dir and config["task"]["lambda_map_fraction"] == 1.0
+    # The architecture recorded is the network's, not the unused flags' defaults.
+    assert {key: config["task"][key] for key in ("num_filters", "num_latent", "conditioning_units", "lambda_range")} == {
+        "num_filters": 8, "num_latent": source.num_latent, "conditioning_units": source.conditioning_units,
+        "lambda_range": "0.002,0.05"}
 
     for flag_values, message in [
         (dict(init_from=source_dir, num_filters=16), "remove --num_filters"),

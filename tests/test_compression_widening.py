@@ -103,7 +103,7 @@ def test_train_init_from_with_synthesis_filters_widens_then_trains(tmp_path, cap
     wide = pretrained.load_network(str(tmp_path / "wide"))
     assert (wide.num_filters, wide.synthesis_filters) == (8, 16)
     config = json.loads((tmp_path / "wide" / "train_config.json").read_text())
-    assert config["task"]["synthesis_filters"] == 16
+    assert (config["task"]["synthesis_filters"], config["task"]["num_filters"], config["task"]["num_latent"]) == (16, 8, 8)
     with pytest.raises(SystemExit):
         _train(model_dir=str(tmp_path / "narrow"), init_from=str(tmp_path / "wide"), synthesis_filters=8, **common)
     assert "has 16 channels and can only be widened, not narrowed to 8" in capsys.readouterr().err

@@ -186,7 +186,8 @@ def make_task() -> core.TrainTask:
     if not isinstance(source, data.TfdsSource):
         data.list_image_paths(source)
 
-    init_path = _initial_network_path()
+    initial = _initial_network()
+    init_path = initial[0] if initial else None
 
     def build_model():
         if init_path is not None:
@@ -230,21 +231,39 @@ def make_task() -> core.TrainTask:
     return core.TrainTask(
         build_model, make_dataset, export=export_rd_summary, optimizer=optimizer,
         summaries=summaries, name="compression",
-        settings=core.flag_values(TRAIN_FLAGS),
+        settings={**core.flag_values(TRAIN_FLAGS), **(_architecture_settings(initial[1]) if initial else {})},
     )
+
+
+def _architecture_settings(network) -> dict:
+    """The architecture flags' values that ``network`` (the --init_from one) fixes, for
+    train_config.json: with --init_from those flags are not given and their defaults mean
+    nothing."""
+    distortion = network.loss_space.coefficient("distortion")
+    fixed = distortion.distribution == "fixed"
+    return {
+        "lambda_range": None if fixed else f"{distortion.low:g},{distortion.high:g}",
+        "fixed_lambda": distortion.low if fixed else None,
+        "num_filters": network.num_filters,
+        "num_latent": network.num_latent,
+        "conditioning_units": network.conditioning_units,
+        "mean_scale": network.mean_scale,
+        "mixed_quantization": network.mixed_quantization,
+        "synthesis_filters": max(FLAGS.synthesis_filters or 0, network.synthesis_filters),
+    }
 
 
 def _widened(network):
     """``network`` with its synthesis widened to --synthesis_filters (unchanged if unset;
-    the width was checked by :func:`_initial_network_path`)."""
+    the width was checked by :func:`_initial_network`)."""
     if FLAGS.synthesis_filters is None or FLAGS.synthesis_filters == network.synthesis_filters:
         return network
     return widening.widen_synthesis(network, FLAGS.synthesis_filters)
 
 
-def _initial_network_path() -> str | None:
-    """The verified file of --init_from (None if unset); checks that no architecture flag
-    is given beside it and that it is a compression model."""
+def _initial_network():
+    """``(path, network)`` of --init_from's verified file (None if unset); checks that no
+    architecture flag is given beside it and that it is a compression model."""
     try:
         loaded = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS)
     except ValueError as err:
@@ -257,7 +276,7 @@ def _initial_network_path() -> str | None:
     if FLAGS.synthesis_filters is not None and FLAGS.synthesis_filters < network.synthesis_filters:
         raise CommandError(f"--synthesis_filters: the synthesis of {path} has {network.synthesis_filters} "
                            f"channels and can only be widened, not narrowed to {FLAGS.synthesis_filters}")
-    return path
+    return path, network
 
 
 def evaluation_summaries(network, batch, space):
