@@ -1,6 +1,7 @@
 """The shipped compression model: by name, as the default of compress/decompress, and
 coding that behaves (quality and size rise with lambda, exact round trips)."""
 
+import functools
 import json
 import os
 import subprocess
@@ -24,10 +25,16 @@ from yoto_tf.compression.metrics import psnr
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@functools.lru_cache(maxsize=None)
+def shipped_codec(name):
+    """The shipped model ``name``, verified and loaded once for this module's tests."""
+    return load_compression_model(pretrained.verify(pretrained.get_model(name)))
+
+
 @pytest.fixture(scope="module")
 def shipped():
     entry = pretrained.default_model("compression")
-    return entry, load_compression_model(pretrained.verify(entry))
+    return entry, shipped_codec(entry.name)
 
 
 def test_the_shipped_compression_model_is_listed_verified_and_loads(shipped):
@@ -152,8 +159,7 @@ def test_the_map_trained_default_codes_quality_maps_with_a_smaller_seam():
     (measured: edge band -1.56 / -1.67 / -0.97 dB against -2.97 / -2.79 / -1.54 dB)."""
     from yoto_tf.compression.roi_evaluation import centre_roi, roi_evidence
 
-    codecs = {name: load_compression_model(pretrained.verify(pretrained.get_model(name)))
-              for name in ("mean_scale_64", "mean_scale_64_maps")}
+    codecs = {name: shipped_codec(name) for name in ("mean_scale_64", "mean_scale_64_maps")}
     for photo in ("astronaut", "coffee", "chelsea"):
         image = getattr(skimage.data, photo)()[:384, :384]
         mask = centre_roi(*image.shape[:2])
@@ -167,8 +173,7 @@ def test_the_map_trained_default_codes_quality_maps_with_a_smaller_seam():
 def test_mean_scale_64_18k_beats_the_model_it_replaced_on_photos_neither_saw():
     """mean_scale_64_18k (mean_scale_64_maps + 6,900 steps) at the same lambda: more PSNR
     for about the same bytes (measured: +0.43 to +1.30 dB, 0.93-1.03x the bytes)."""
-    old, new = (load_compression_model(pretrained.verify(pretrained.get_model(name)))
-                for name in ("mean_scale_64_maps", "mean_scale_64_18k"))
+    old, new = (shipped_codec(name) for name in ("mean_scale_64_maps", "mean_scale_64_18k"))
     for photo in ("astronaut", "coffee", "chelsea"):
         image = getattr(skimage.data, photo)()[:256, :256]
         for lam in (0.0018, 0.018, 0.18):
@@ -194,7 +199,7 @@ def test_a_longer_trained_model_needs_fewer_bits_than_the_one_it_continued(older
     older one's, as a BD-rate (negative: fewer bits at the same PSNR)."""
     from yoto_tf.compression.metrics import bd_rate
 
-    codecs = [load_compression_model(pretrained.verify(pretrained.get_model(name))) for name in (older, newer)]
+    codecs = [shipped_codec(name) for name in (older, newer)]
     for photo in ("astronaut", "coffee", "chelsea"):
         image = getattr(skimage.data, photo)()[:256, :256]
         curves = []
