@@ -234,41 +234,12 @@ def test_seeds_flag_and_options_are_checked_before_training():
         harness.check_options(toy, 100, [0], [1e-3], None, 10)
 
 
-@pytest.mark.slow  # 6 tiny models: about 30 s on the shared CPU
-def test_beta_vae_with_two_seeds_and_kl_warmup_resumes_without_retraining(tmp_path):
-    """The real task at a tiny scale: one row per (model, seed, lambda), and a rerun (as after
-    an interruption) loads every finished model instead of training it again."""
-    settings = harness.HarnessSettings(image_size=16, batch_size=8, eval_examples=16, train_examples=64,
-                                       cache_dir=str(tmp_path))
-    messages = []
-    run = lambda: harness.run_comparison(
-        "beta_vae", [1.0, 8.0], steps=4, out_dir=str(tmp_path), seeds=[0, 1], kl_warmup_steps=2,
-        settings=settings, log=messages.append)
-    first = run()
-    results = _read(tmp_path / "results.csv")
-    keys = sorted((r["model"], r["seed"], r["eval_lambda"]) for r in results)
-    assert keys == sorted((m, s, v) for m in ("fixed_1", "fixed_8", "yoto_w1") for s in ("0", "1")
-                          for v in ("1.0", "8.0"))
-    assert {r["kl_warmup_steps"] for r in results} == {"2"}
-    assert len(_read(tmp_path / "examples.csv")) == 12 * 16
-    assert [entry["seeds"] for entry in first] == [2, 2]
-    saved = {name: os.path.getmtime(tmp_path / "models" / name) for name in os.listdir(tmp_path / "models")}
-    assert sorted(n for n in saved if n.endswith(".keras")) == sorted(
-        f"{m}_seed{s}_lr0.001.keras" for m in ("fixed_1", "fixed_8", "yoto_w1") for s in (0, 1))
-    with open(tmp_path / "models" / "yoto_w1_seed1_lr0.001.json") as f:
-        recipe = json.load(f)["recipe"]
-    assert (recipe["seed"], recipe["kl_warmup_steps"], recipe["learning_rate"]["initial"]) == (1, 2, 1e-3)
-
-    messages.clear()
-    assert run() == first
-    assert sum("reusing" in m for m in messages) == 6 and not any("steps in" in m for m in messages)
-    assert {name: os.path.getmtime(tmp_path / "models" / name) for name in saved} == saved
-
-
 @pytest.mark.slow
-def test_harness_cli_on_beta_vae_at_tiny_scale(tmp_path):
-    """Worker processes, the pre-rendered pool (cached in --out_dir), the equal-compute model,
-    two seeds, the KL warm-up."""
+def test_harness_cli_on_beta_vae_at_tiny_scale_and_a_rerun_reuses_every_model(tmp_path):
+    """The real task at a tiny scale: worker processes, the pre-rendered pool (cached in
+    --out_dir), the equal-compute model, two seeds, the KL warm-up, one row per (model, seed,
+    lambda); and a rerun (as after an interruption) loads every finished model instead of
+    training it again."""
     env = {**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
     # Requests refused before training, run beside the real one (each process spends seconds
     # importing TensorFlow).
@@ -278,16 +249,17 @@ def test_harness_cli_on_beta_vae_at_tiny_scale(tmp_path):
         [sys.executable, "-m", "benchmarks.yoto_vs_fixed", *flags, "--out_dir", str(tmp_path / "bad")],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for flags, _ in bad_requests]
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.yoto_vs_fixed", "--task", "beta_vae", "--lambdas", "1,8",
-         "--steps", "3", "--image_size", "16", "--batch_size", "8", "--eval_examples", "16",
-         "--train_examples", "64", "--workers", "2", "--equal_compute_yoto", "--seeds", "2",
-         "--kl_warmup_steps", "1", "--out_dir", str(tmp_path)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
+    command = [sys.executable, "-m", "benchmarks.yoto_vs_fixed", "--task", "beta_vae", "--lambdas", "1,8",
+               "--steps", "3", "--image_size", "16", "--batch_size", "8", "--eval_examples", "16",
+               "--train_examples", "64", "--workers", "2", "--equal_compute_yoto", "--seeds", "2",
+               "--kl_warmup_steps", "1", "--out_dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     results = _read(tmp_path / "results.csv")
     assert {"reconstruction", "kl"} <= set(results[0]) and len(results) == 16
+    keys = {(r["model"], r["seed"], r["eval_lambda"]) for r in results}
+    assert len(keys) == 16  # 4 models x 2 seeds x 2 lambdas, one row each
+    assert len(_read(tmp_path / "examples.csv")) == 16 * 16
     assert {r["metric_name"] for r in results} == {"neg_beta_elbo"}
     assert {r["seed"] for r in results} == {"0", "1"} and {r["kl_warmup_steps"] for r in results} == {"1"}
     assert {r["model"]: r["steps"] for r in results}["yoto_w1_6steps"] == "6"
@@ -297,8 +269,19 @@ def test_harness_cli_on_beta_vae_at_tiny_scale(tmp_path):
     assert sorted(n for n in os.listdir(tmp_path / "models") if n.endswith(".keras")) == sorted(
         f"{label}_seed{seed}_lr0.001.keras" for label in ("fixed_1", "fixed_8", "yoto_w1", "yoto_w1_6steps")
         for seed in (0, 1))
+    with open(tmp_path / "models" / "yoto_w1_seed1_lr0.001.json") as f:
+        recipe = json.load(f)["recipe"]
+    assert (recipe["seed"], recipe["kl_warmup_steps"], recipe["learning_rate"]["initial"]) == (1, 1, 1e-3)
     np.testing.assert_array_equal(np.load(tmp_path / "shapes_train_seed0_16px_64.npy"),
                                   pool.render_pool(64, 16, seed=0, workers=1))
+
+    saved = {name: os.path.getmtime(tmp_path / "models" / name) for name in os.listdir(tmp_path / "models")}
+    summary_text = (tmp_path / "summary.csv").read_text()
+    rerun = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.stdout.count("reusing the model") == 8 and "steps in" not in rerun.stdout, rerun.stdout
+    assert {name: os.path.getmtime(tmp_path / "models" / name) for name in saved} == saved
+    assert (tmp_path / "summary.csv").read_text() == summary_text
     for (_, message), bad in zip(bad_requests, bad_runs):
         _, stderr = bad.communicate(timeout=120)
         assert bad.returncode != 0 and message in stderr
