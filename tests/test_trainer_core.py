@@ -1,4 +1,5 @@
-"""The shared trainer core: resume after kill -9, NaN guard, strategies, flag errors."""
+"""The shared trainer core: resume after kill -9, a clean stop on SIGTERM / SIGINT, NaN guard,
+strategies, flag errors."""
 
 import json
 import os
@@ -70,6 +71,50 @@ def test_killed_run_resumes_at_its_checkpoint(tmp_path):
     network = keras.models.load_model(model_dir / "model.keras")
     y = network.predict([np.ones((1, 1), "float32"), np.array([[1.0, 1.0]], "float32")], verbose=0)
     np.testing.assert_allclose(y[0], toy.optimum([1.0])[0], atol=0.15)
+
+
+def test_a_signal_stops_training_with_a_checkpoint_and_the_model_at_that_step(tmp_path):
+    """kill (SIGTERM) between checkpoints: the step under way finishes, a checkpoint at that
+    step (not the last periodic one) and model.keras are written, the exit status is 128 +
+    the signal, and the same command resumes at that step."""
+    stop_signal = signal.SIGTERM
+    model_dir = tmp_path / "run"
+    cmd = _toy_command(model_dir, "--steps=1000000", "--checkpoint_every=100000", "--log_every=50",
+                       "--learning_rate=3e-3")
+    log_path = tmp_path / "stderr.txt"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.time() + 120
+        while "step 50/1000000" not in log_path.read_text() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert "step 50/1000000" in log_path.read_text(), log_path.read_text()[-3000:]
+        proc.send_signal(stop_signal)
+        assert proc.wait(timeout=120) == 128 + stop_signal
+    stderr = log_path.read_text()
+    stopped = re.search(rf"{stop_signal.name} stopped training at step (\d+) of 1000000: the checkpoint "
+                        r"\S+ckpt-(\d+) and model.keras hold that step", stderr)
+    assert stopped and stopped.group(1) == stopped.group(2), stderr[-3000:]
+    step = int(stopped.group(1))
+    assert 50 <= step < 100000 and "Traceback" not in stderr
+    network = keras.models.load_model(model_dir / "model.keras")
+    assert network.count_params() > 0
+
+    rerun = _run(_toy_command(model_dir, f"--steps={step + 20}", "--checkpoint_every=100000", "--log_every=50",
+                              "--learning_rate=3e-3"))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"(step {step})." in rerun.stderr and f"Training toy from step {step} to {step + 20}" in rerun.stderr
+
+
+def test_ctrl_c_asks_for_a_stop_and_a_second_one_stops_at_once():
+    previous = signal.getsignal(signal.SIGINT)
+    with core._StopRequest() as request:  # pylint: disable=protected-access
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # Python runs the handler between bytecodes
+        assert request.signal_number == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+    assert signal.getsignal(signal.SIGINT) is previous
 
 
 def _nan_task(nan_from_step):

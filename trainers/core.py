@@ -13,6 +13,9 @@ calls :func:`train_from_flags`. This module owns the rest:
 * TensorBoard scalars (the total loss and every loss term) and optional image summaries,
 * a progress display (steps/s, ETA) and a NaN guard (stops, keeps the last good
   checkpoint, says so),
+* a clean stop on SIGINT / SIGTERM (Ctrl-C, ``kill``, a scheduler's preemption): the step
+  under way finishes, then a checkpoint at that step and ``model.keras`` are written and the
+  process exits with status 128 + the signal number; the same command resumes,
 * the final ``model.keras`` (the conditioned network with its LossSpace), written
   atomically on the chief.
 """
@@ -23,7 +26,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
 from typing import Callable, Mapping
 
@@ -129,6 +134,45 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
 
+class TrainingStopped(RuntimeError):
+    """A SIGINT or SIGTERM stopped training; a checkpoint at ``step`` and ``model.keras``
+    were written. ``signal_number`` is the signal's number (the CLI exits with 128 + it)."""
+
+    def __init__(self, message: str, step: int, signal_number: int):
+        super().__init__(message)
+        self.step, self.signal_number = step, signal_number
+
+
+class _StopRequest:
+    """While active (a ``with`` block in the main thread), SIGINT and SIGTERM ask training
+    to stop after the step under way instead of killing the process; a second signal stops
+    at once (KeyboardInterrupt). Elsewhere (another thread) it does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal_number = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        return False
+
+    def _handle(self, number, frame):
+        del frame
+        if self.signal_number is not None:
+            raise KeyboardInterrupt
+        self.signal_number = number
+        logging.warning("%s: stopping after the step under way (checkpoint and model.keras first); "
+                        "send it again to stop at once.", signal.Signals(number).name)
+
+
 def config_from_flags() -> TrainConfig:
     if not FLAGS.model_dir:
         raise flags.ValidationError("--model_dir is required (where checkpoints and the model go).")
@@ -190,12 +234,13 @@ class _Progress(keras.callbacks.Callback):
     """Logs loss, terms, steps/s and ETA; writes TensorBoard scalars; guards against NaN;
     saves checkpoints. One callback so the order of these steps is explicit."""
 
-    def __init__(self, task, cfg, start_step, manager, writer):
+    def __init__(self, task, cfg, start_step, manager, writer, stop_request):
         super().__init__()
         self.task, self.cfg = task, cfg
         self.step = start_step
         self.manager = manager
         self.writer = writer
+        self.stop_request = stop_request
         self.diverged_at = None
         self.last_saved = start_step
 
@@ -215,6 +260,9 @@ class _Progress(keras.callbacks.Callback):
             self.model.reset_metrics()  # the next log shows the mean of the next window
         if self.step % self.cfg.checkpoint_every == 0:
             self.save()
+        if self.stop_request.signal_number is not None:
+            self.save()
+            self.model.stop_training = True
 
     def save(self):
         if self.diverged_at is None and self.last_saved != self.step:
@@ -263,6 +311,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
 
     Raises:
       TrainingDivergedError: the loss became NaN/inf (the last good checkpoint is kept).
+      TrainingStopped: SIGINT or SIGTERM arrived (in the main thread): training stopped after
+        the step under way, whose checkpoint and ``model.keras`` were written.
     """
     keras.utils.set_random_seed(cfg.seed)
     strategy = make_strategy(cfg.strategy, cfg.tpu, cfg.cpu_devices)
@@ -302,11 +352,13 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             dataset = dataset.with_options(options)
-        progress = _Progress(task, cfg, start_step, manager, writer)
+        stop_request = _StopRequest()
+        progress = _Progress(task, cfg, start_step, manager, writer, stop_request)
         logging.info("Training %s from step %d to %d (%s strategy, %d replica(s)).",
                      task.name, start_step, cfg.steps, cfg.strategy, strategy.num_replicas_in_sync)
-        model.fit(dataset, epochs=1, steps_per_epoch=cfg.steps - start_step,
-                  verbose=0, shuffle=False, callbacks=[progress])
+        with stop_request:
+            model.fit(dataset, epochs=1, steps_per_epoch=cfg.steps - start_step,
+                      verbose=0, shuffle=False, callbacks=[progress])
         if progress.diverged_at is not None:
             raise TrainingDivergedError(
                 f"The loss became NaN/inf at step {progress.diverged_at}; training stopped. "
@@ -314,6 +366,19 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
                 "try a lower --learning_rate or check the input data."
             )
         progress.save()
+        if stop_request.signal_number is not None and progress.step < cfg.steps:
+            _write_model(task, model, cfg, chief)
+            name = signal.Signals(stop_request.signal_number).name
+            raise TrainingStopped(
+                f"{name} stopped training at step {progress.step} of {cfg.steps}: the checkpoint "
+                f"{manager.latest_checkpoint} and model.keras hold that step; run the same command "
+                "to continue.", progress.step, stop_request.signal_number)
+    _write_model(task, model, cfg, chief)
+    return model
+
+
+def _write_model(task: TrainTask, model: LossConditionalModel, cfg: TrainConfig, chief: bool) -> None:
+    """``model_dir/model.keras`` (atomically) and the task's export, on the chief."""
     if chief:
         path = os.path.join(cfg.model_dir, "model.keras")
         save_model(model.saved_network(), path, info=task.model_info)
@@ -322,9 +387,6 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
             # The reloaded copy lives outside the strategy (predict() on the distributed
             # network would wait for the other workers) and proves the file loads.
             task.export(keras.models.load_model(path), cfg.model_dir)
-    return model
-
-
 
 
 def _write_config(cfg: TrainConfig, settings: Mapping | None, chief: bool) -> None:
@@ -352,3 +414,6 @@ def train_from_flags(task: TrainTask) -> LossConditionalModel:
     except TrainingDivergedError as err:
         logging.error("%s", err)
         raise SystemExit(1) from None
+    except TrainingStopped as stopped:
+        logging.warning("%s", stopped)
+        raise SystemExit(128 + stopped.signal_number) from None
