@@ -2,9 +2,12 @@
 Keras' JAX backend in a process where TensorFlow cannot even be imported."""
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -23,12 +26,16 @@ BLOCK_TENSORFLOW = textwrap.dedent('''
 ''')
 
 
-def _run_on_jax(tmp_path, args, timeout=600):
-    """Runs ``python args`` with KERAS_BACKEND=jax and TensorFlow blocked (sitecustomize)."""
+def _jax_env(tmp_path):
+    """KERAS_BACKEND=jax, with TensorFlow blocked (sitecustomize)."""
     (tmp_path / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), REPO_ROOT])}
-    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True,
+    return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), REPO_ROOT])}
+
+
+def _run_on_jax(tmp_path, args, timeout=600):
+    """Runs ``python args`` with KERAS_BACKEND=jax and TensorFlow blocked."""
+    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=_jax_env(tmp_path), capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -95,8 +102,9 @@ def test_beta_vae_yoto_trains_and_runs_the_harness_on_jax(tmp_path):
 @pytest.mark.slow
 def test_compression_trains_from_numpy_crops_on_jax_and_resumes(tmp_path):
     """trainers.compression_numpy: what a GPU machine without TensorFlow runs. It fine-tunes
-    a network saved here (TensorFlow), checkpoints, resumes where it stopped, and writes a
-    model.keras that this TensorFlow process loads; bad input is a one-line error."""
+    a network saved here (TensorFlow); SIGTERM (a preemption) stops it with a checkpoint at
+    the step under way; it resumes where it stopped and writes a model.keras that this
+    TensorFlow process loads; bad input is a one-line error."""
     import keras
     import numpy as np
     import skimage.data
@@ -116,11 +124,23 @@ def test_compression_trains_from_numpy_crops_on_jax_and_resumes(tmp_path):
     out = tmp_path / "run"
     args = ["-m", "trainers.compression_numpy", f"--images={images}/*.png", f"--out_dir={out}",
             f"--init_from={tmp_path / 'init.keras'}", "--batch_size=2", "--patch_size=64",
-            "--checkpoint_every=2", "--log_every=2", "--lambda_map_fraction=0.5"]
-    for steps, start in ((4, 0), (6, 4)):
-        result = _run_on_jax(tmp_path, [*args, f"--steps={steps}"])
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        assert f"Training compression (jax backend) from step {start} to {steps}." in result.stderr
+            "--checkpoint_every=1000", "--log_every=2", "--lambda_map_fraction=0.5"]
+    log_path = tmp_path / "first_run.txt"
+    with open(log_path, "w") as log:
+        first = subprocess.Popen([sys.executable, *args, "--steps=1000000"], cwd=REPO_ROOT,
+                                 env=_jax_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while "step 2/1000000" not in log_path.read_text() and time.time() < deadline and first.poll() is None:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) == 128 + signal.SIGTERM, log_path.read_text()[-3000:]
+    stopped = re.search(r"SIGTERM stopped training at step (\d+) of 1000000", log_path.read_text())
+    assert stopped, log_path.read_text()[-3000:]
+    start = int(stopped.group(1))
+    assert start >= 2 and (out / "checkpoint.npz").exists() and (out / "model.keras").exists()
+    result = _run_on_jax(tmp_path, [*args, f"--steps={start + 2}"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"Training compression (jax backend) from step {start} to {start + 2}." in result.stderr
     with np.load(out / "checkpoint.npz") as checkpoint:
         saved_weights = [checkpoint[f"w{i}"] for i in range(int(checkpoint["num_weights"]))]
     trained = pretrained.load_network(str(out / "model.keras"))

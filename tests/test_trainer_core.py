@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from trainers import core
+from trainers.stopping import StopRequest
 from yoto_tf import LossConditionalModel, toy
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,7 +108,7 @@ def test_a_signal_stops_training_with_a_checkpoint_and_the_model_at_that_step(tm
 
 def test_ctrl_c_asks_for_a_stop_and_a_second_one_stops_at_once():
     previous = signal.getsignal(signal.SIGINT)
-    with core._StopRequest() as request:  # pylint: disable=protected-access
+    with StopRequest() as request:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.1)  # Python runs the handler between bytecodes
         assert request.signal_number == signal.SIGINT

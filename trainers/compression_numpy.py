@@ -11,7 +11,8 @@ maps); only the input differs: the images are decoded once with Pillow and every
 ``--checkpoint_every`` steps and at the end, ``OUT_DIR/checkpoint.npz`` (the weights, Adam's
 state and step) and then ``OUT_DIR/model.keras`` (the network, loadable by every command of
 this project) are each written to a temporary file and renamed; a rerun with the same
-``--out_dir`` resumes from the checkpoint.
+``--out_dir`` resumes from the checkpoint. SIGINT / SIGTERM stop cleanly: the step under way
+finishes, both files are written at that step, and the exit status is 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from trainers import cli
+from trainers.stopping import StopRequest
 from yoto_tf.files import save_keras_atomically, write_atomically
 
 FLAGS = flags.FLAGS
@@ -149,8 +151,9 @@ def _save(network, optimizer, out_dir: str) -> None:
     save_keras_atomically(network, os.path.join(out_dir, MODEL_FILE))
 
 
-def train() -> int:
-    """Trains to --steps and returns the step reached."""
+def train(stop: StopRequest) -> int:
+    """Trains to --steps, or until ``stop`` holds a signal, and returns the step reached
+    (checkpoint.npz and model.keras hold it)."""
     import keras  # pylint: disable=import-outside-toplevel
     from yoto_tf.compression import training  # pylint: disable=import-outside-toplevel
 
@@ -175,14 +178,14 @@ def train() -> int:
         tmp, {**settings, "backend": keras.backend.backend(), "resumed_at_step": step}))
     start = time.time()
     first = step
-    while step < FLAGS.steps:
+    while step < FLAGS.steps and stop.signal_number is None:
         logs = model.train_on_batch(crops.batch(FLAGS.batch_size), return_dict=True)
         step += 1
         if step % FLAGS.log_every == 0:
             rate = (step - first) / (time.time() - start)
             logging.info("step %d/%d | distortion %.1f | rate %.4f | %.2f steps/s", step, FLAGS.steps,
                          float(np.mean(logs["distortion"])), float(np.mean(logs["rate"])), rate)
-        if step % FLAGS.checkpoint_every == 0 or step == FLAGS.steps:
+        if step % FLAGS.checkpoint_every == 0 or step == FLAGS.steps or stop.signal_number is not None:
             _save(network, optimizer, FLAGS.out_dir)
     return step
 
@@ -193,9 +196,16 @@ def main(argv):
     if not FLAGS.images or not FLAGS.out_dir:
         raise app.UsageError("--images and --out_dir are required")
     try:
-        print(f"trained to step {train()}: {os.path.join(FLAGS.out_dir, MODEL_FILE)}")
+        with StopRequest() as stop:
+            step = train(stop)
     except (OSError, ValueError) as error:
         cli.fail("compression_numpy", error)
+    if stop.signal_number is not None and step < FLAGS.steps:
+        logging.warning("%s stopped training at step %d of %d: %s and %s hold that step; run the same "
+                        "command to continue.", stop.signal_name, step, FLAGS.steps,
+                        os.path.join(FLAGS.out_dir, CHECKPOINT_FILE), os.path.join(FLAGS.out_dir, MODEL_FILE))
+        raise SystemExit(128 + stop.signal_number)
+    print(f"trained to step {step}: {os.path.join(FLAGS.out_dir, MODEL_FILE)}")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,7 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import tempfile
-import threading
 import time
 from typing import Callable, Mapping
 
@@ -37,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
+from trainers.stopping import StopRequest
 from yoto_tf.files import write_atomically
 from yoto_tf.model_files import save_model
 from yoto_tf.training import LossConditionalModel
@@ -141,36 +140,6 @@ class TrainingStopped(RuntimeError):
     def __init__(self, message: str, step: int, signal_number: int):
         super().__init__(message)
         self.step, self.signal_number = step, signal_number
-
-
-class _StopRequest:
-    """While active (a ``with`` block in the main thread), SIGINT and SIGTERM ask training
-    to stop after the step under way instead of killing the process; a second signal stops
-    at once (KeyboardInterrupt). Elsewhere (another thread) it does nothing."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signal_number = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info):
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-        return False
-
-    def _handle(self, number, frame):
-        del frame
-        if self.signal_number is not None:
-            raise KeyboardInterrupt
-        self.signal_number = number
-        logging.warning("%s: stopping after the step under way (checkpoint and model.keras first); "
-                        "send it again to stop at once.", signal.Signals(number).name)
 
 
 def config_from_flags() -> TrainConfig:
@@ -352,7 +321,7 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             dataset = dataset.with_options(options)
-        stop_request = _StopRequest()
+        stop_request = StopRequest()
         progress = _Progress(task, cfg, start_step, manager, writer, stop_request)
         logging.info("Training %s from step %d to %d (%s strategy, %d replica(s)).",
                      task.name, start_step, cfg.steps, cfg.strategy, strategy.num_replicas_in_sync)
@@ -368,9 +337,8 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
         progress.save()
         if stop_request.signal_number is not None and progress.step < cfg.steps:
             _write_model(task, model, cfg, chief)
-            name = signal.Signals(stop_request.signal_number).name
             raise TrainingStopped(
-                f"{name} stopped training at step {progress.step} of {cfg.steps}: the checkpoint "
+                f"{stop_request.signal_name} stopped training at step {progress.step} of {cfg.steps}: the checkpoint "
                 f"{manager.latest_checkpoint} and model.keras hold that step; run the same command "
                 "to continue.", progress.step, stop_request.signal_number)
     _write_model(task, model, cfg, chief)
