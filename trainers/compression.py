@@ -186,8 +186,7 @@ def make_task() -> core.TrainTask:
     if not isinstance(source, data.TfdsSource):
         data.list_image_paths(source)
 
-    initial = _initial_network()
-    init_path = initial[0] if initial else None
+    init_path, initial_network = _initial_network() or (None, None)
 
     def build_model():
         if init_path is not None:
@@ -231,7 +230,8 @@ def make_task() -> core.TrainTask:
     return core.TrainTask(
         build_model, make_dataset, export=export_rd_summary, optimizer=optimizer,
         summaries=summaries, name="compression",
-        settings={**core.flag_values(TRAIN_FLAGS), **(_architecture_settings(initial[1]) if initial else {})},
+        settings={**core.flag_values(TRAIN_FLAGS),
+                  **(_architecture_settings(initial_network) if initial_network else {})},
     )
 
 
@@ -249,7 +249,7 @@ def _architecture_settings(network) -> dict:
         "conditioning_units": network.conditioning_units,
         "mean_scale": network.mean_scale,
         "mixed_quantization": network.mixed_quantization,
-        "synthesis_filters": max(FLAGS.synthesis_filters or 0, network.synthesis_filters),
+        "synthesis_filters": FLAGS.synthesis_filters or network.synthesis_filters,  # never narrower
     }
 
 

@@ -230,8 +230,7 @@ class _Progress(keras.callbacks.Callback):
         if self.step % self.cfg.checkpoint_every == 0:
             self.save()
         if self.stop_request.signal_number is not None:
-            self.save()
-            self.model.stop_training = True
+            self.model.stop_training = True  # train() saves this step's checkpoint after fit()
 
     def save(self):
         if self.diverged_at is None and self.last_saved != self.step:
