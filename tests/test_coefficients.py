@@ -117,3 +117,9 @@ def test_coefficient_by_name_and_range_parser():
     with pytest.raises(ValueError, match="--x_range needs 0 < LO < HI"):
         parse_range("--x_range", "0,1")
     assert parse_range("--y", "-1,1", positive=False) == (-1.0, 1.0)
+    with pytest.raises(ValueError, match="--x_range needs 0 < LO < HI, got '2,2'"):
+        parse_range("--x_range", "2,2")
+    # A map's range (a list flag's value, too): LO = HI is one value everywhere; LO > HI is refused.
+    assert parse_range("--map_range", ["2", "2"], allow_equal=True) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="--map_range needs 0 < LO <= HI, got '3,2'"):
+        parse_range("--map_range", "3,2", allow_equal=True)

@@ -1,6 +1,7 @@
 """The compression codec: bit-exact round trips (also across processes and thread counts),
 real rate vs the model's estimate, rate vs lambda, rate control, bad input, the CLI."""
 
+import errno
 import json
 import os
 import subprocess
@@ -272,7 +273,7 @@ def _run(*args, **flag_values):
 
 
 @pytest.mark.slow
-def test_cli_compress_decompress_and_errors(trained, tmp_path, capsys):
+def test_cli_compress_decompress_and_errors(trained, tmp_path, capsys, monkeypatch):
     codec, path = trained
     image = skimage.data.chelsea()
     grey = (tmp_path / "grey.png")
@@ -314,3 +315,19 @@ def test_cli_compress_decompress_and_errors(trained, tmp_path, capsys):
             _run(*args, model=path, **flag_values)
         assert exit_info.value.code == 1
         assert message in capsys.readouterr().err
+
+    # A file that cannot be written (here the final rename fails) is an error naming it, and
+    # the file already there stays whole: compress writes a temporary file, then renames it.
+    before = (tmp_path / "a.yotc").read_bytes()
+
+    def failing_rename(*_):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", failing_rename)
+    with pytest.raises(SystemExit) as exit_info:
+        _run("compress", model=path, input=str(tmp_path / "cat.png"), out=str(tmp_path / "a.yotc"),
+             **{"lambda": 1e-3})
+    assert exit_info.value.code == 1
+    assert f"cannot write {tmp_path / 'a.yotc'}: Input/output error" in capsys.readouterr().err
+    assert (tmp_path / "a.yotc").read_bytes() == before
+    assert not list(tmp_path.glob(".tmp-*"))

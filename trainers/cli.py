@@ -14,20 +14,25 @@ def fail(command: str, error) -> NoReturn:
     sys.exit(1)
 
 
-def parse_range(flag: str, text: str, positive: bool = True) -> tuple[float, float]:
-    """Parses ``"LO,HI"`` given to ``flag`` (e.g. ``--lambda_range``).
+def parse_range(flag: str, text, positive: bool = True, allow_equal: bool = False) -> tuple[float, float]:
+    """Parses ``"LO,HI"`` (or the list ``["LO", "HI"]`` of a list flag) given to ``flag``
+    (e.g. ``--lambda_range``). ``allow_equal`` accepts LO = HI (a map range: one value
+    everywhere).
 
     Raises:
-      ValueError: naming the flag and the expected form: not two numbers, LO >= HI, or (with
-        ``positive``) LO <= 0.
+      ValueError: naming the flag and the expected form: not two numbers, LO > HI, LO = HI
+        (unless ``allow_equal``), or (with ``positive``) LO <= 0.
     """
-    parts = [part.strip() for part in str(text).split(",")]
+    if not isinstance(text, str):
+        text = ",".join(str(part) for part in text)
+    parts = [part.strip() for part in text.split(",")]
     try:
         low, high = (float(part) for part in parts)
     except ValueError:
         raise ValueError(f"{flag} must be LO,HI (two numbers), got {text!r}.") from None
-    if low >= high or (positive and low <= 0):
-        bound = "0 < LO < HI" if positive else "LO < HI"
+    if low > high or (low == high and not allow_equal) or (positive and low <= 0):
+        order = "LO <= HI" if allow_equal else "LO < HI"
+        bound = f"0 < {order}" if positive else order
         raise ValueError(f"{flag} needs {bound}, got {text!r}.")
     return low, high
 

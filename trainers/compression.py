@@ -32,6 +32,7 @@ from absl import app, flags, logging
 
 from trainers import cli
 from yoto_tf import data, pretrained
+from yoto_tf.files import write_atomically
 from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
 from yoto_tf.compression import codec as codec_lib
 from yoto_tf.compression import metrics, quality_map
@@ -401,12 +402,9 @@ def _read_quality_map(codec, size: tuple[int, int]) -> np.ndarray:
     low, high = codec.lambda_range
     if FLAGS.quality_map_range is not None:
         try:
-            low, high = (float(v) for v in FLAGS.quality_map_range.split(","))
-        except ValueError:
-            raise CommandError("--quality_map_range must be LO,HI (two numbers), got "
-                               f"{FLAGS.quality_map_range!r}") from None
-        if not 0 < low <= high:
-            raise CommandError(f"--quality_map_range needs 0 < LO <= HI, got {FLAGS.quality_map_range!r}")
+            low, high = cli.parse_range("--quality_map_range", FLAGS.quality_map_range, allow_equal=True)
+        except ValueError as err:
+            raise CommandError(str(err)) from None
         allowed = codec.lambda_range
         if low < allowed[0] * (1 - 1e-6) or high > allowed[1] * (1 + 1e-6):
             raise CommandError(f"--quality_map_range {low:g},{high:g} leaves the model's trained "
@@ -452,11 +450,16 @@ def decompress() -> None:
 
 
 def _write_bytes(path: str, payload: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with open(path, "wb") as f:
+    """Writes the file atomically: an interrupted run leaves the old file (or none), never a
+    truncated one that would fail to decode later."""
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
             f.write(payload)
+
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_atomically(path, write)
     except OSError as err:
         raise CommandError(f"cannot write {path}: {err.strerror}") from None
 

@@ -122,11 +122,7 @@ def _strength_map(space, base, size: tuple[int, int]):
     """The --strength_map image as strengths [H, W] at the photo's size (checked)."""
     low, high = strength_range(space, base)
     if FLAGS.strength_map_range:
-        try:
-            low, high = (float(v) for v in FLAGS.strength_map_range)
-        except ValueError:
-            raise ValueError("--strength_map_range takes two numbers LO,HI, got "
-                             f"{','.join(FLAGS.strength_map_range)!r}.") from None
+        low, high = cli.parse_range("--strength_map_range", FLAGS.strength_map_range, allow_equal=True)
         lambda_maps.check_strength_range(space, low, high, base)
     gray = load_image(FLAGS.strength_map).mean(axis=-1)
     if gray.shape != size:
