@@ -2,6 +2,7 @@
 
 import io
 import logging
+import os
 import time
 
 import numpy as np
@@ -156,6 +157,25 @@ def test_save_image_rejects_bad_input(tmp_path):
         save_image(tmp_path / "a.png", np.full((2, 2, 3), np.nan, np.float32))
     with pytest.raises(ValueError, match="shape"):
         save_image(tmp_path / "a.png", np.zeros((2, 2, 4), np.uint8))
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    pixels = np.asarray(_photo())
+    save_image(tmp_path / "a.png", pixels)
+    before = (tmp_path / "a.png").read_bytes()
+    with pytest.raises(ValueError, match="unknown file extension"):
+        save_image(tmp_path / "a.nosuchformat", pixels)
+
+    def half_written(self, filename, **options):  # a full disk, a kill mid-write
+        with open(filename, "wb") as f:
+            f.write(b"half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", half_written)
+    with pytest.raises(OSError, match="No space left"):
+        save_image(tmp_path / "a.png", pixels[::2])
+    assert (tmp_path / "a.png").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["a.png"]  # no temporary or half-written file
 
 
 # ---------------------------------------------------------------------------------------------

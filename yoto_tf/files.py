@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 
 def write_atomically(path: str, write: Callable[[str], None], suffix: str = "") -> None:

@@ -17,6 +17,8 @@ import os
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from yoto_tf.files import write_atomically
+
 _16BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _MODE_NAMES = {
     "1": "bilevel (1)",
@@ -137,7 +139,9 @@ def save_image(path, array) -> None:
     """Writes an image; the format follows the extension (``.png``, ``.jpg``, ...).
 
     Args:
-      path: destination; missing parent directories are created. JPEG uses quality 95.
+      path: destination; missing parent directories are created. JPEG uses quality 95. The
+        file is written atomically (a temporary file, then a rename): an interrupted or failed
+        write leaves the previous file, never a truncated one.
       array: ``[H, W, 3]``, ``[H, W, 1]`` or ``[H, W]``; ``uint8``, or floating point in
         ``[0, 1]`` (clipped, then scaled by 255 and rounded). Tensors are accepted.
 
@@ -160,4 +164,6 @@ def save_image(path, array) -> None:
     if directory:
         os.makedirs(directory, exist_ok=True)
     options = {"quality": 95} if path.lower().endswith((".jpg", ".jpeg")) else {}
-    Image.fromarray(array).save(path, **options)
+    # Pillow picks the format from the temporary file's name, which keeps the extension.
+    write_atomically(path, lambda tmp: Image.fromarray(array).save(tmp, **options),
+                     suffix=os.path.splitext(path)[1])
