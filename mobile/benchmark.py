@@ -11,7 +11,6 @@ the sidecar (or ones when there is none), style 0.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -21,6 +20,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from mobile import metadata
 from trainers import cli
+from yoto_tf.files import write_json_atomically
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +139,7 @@ def main(argv):
     for result in results:
         print(result.line())
     if FLAGS.json:
-        with open(FLAGS.json, "w") as f:
-            json.dump([dataclasses.asdict(r) for r in results], f, indent=2)
+        write_json_atomically(FLAGS.json, [dataclasses.asdict(r) for r in results])
 
 
 if __name__ == "__main__":

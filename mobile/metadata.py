@@ -26,6 +26,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from yoto_tf.files import write_json_atomically
+
 FORMAT = "yoto_tf.tflite_metadata"
 FORMAT_VERSION = 1
 
@@ -142,9 +144,7 @@ def build(
 def write(tflite_path: str, metadata: Mapping) -> str:
     """Writes the sidecar next to ``tflite_path``; returns its path."""
     path = sidecar_path(tflite_path)
-    with open(path, "w") as f:
-        json.dump(metadata, f, indent=2, sort_keys=False)
-        f.write("\n")
+    write_json_atomically(path, metadata)
     return path
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from mobile import gpu_delegate, metadata, parity, quantization, tflite_graph
 from mobile.export import export_saved_model
+from yoto_tf.files import write_bytes_atomically
 
 VARIANT_FILE_NAMES = {"none": "float32"}
 INT8_SELECTION_MARGIN = 0.8
@@ -147,8 +148,7 @@ def convert_target(
             path = None
             if report.passed:
                 path = tflite_path(out_dir, target.file_stem, variant)
-                with open(path, "wb") as f:
-                    f.write(tflite)
+                write_bytes_atomically(path, tflite)
                 metadata.write(path, metadata.build(
                     tflite=tflite, model_file=path, variant=variant,
                     signature_key=target.signature_key, inputs=inputs_meta,

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import os
 import shutil
 import sys
@@ -49,6 +48,7 @@ from mobile.samples import fit_image
 from mobile.style_transfer import SIGNATURE_KEY, convert_model
 from yoto_tf import data, pretrained
 from yoto_tf.coefficients import Coefficient, LossSpace
+from yoto_tf.files import write_json_atomically
 from yoto_tf.style_transfer.loss_space import style_names as style_coefficient_names
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -233,9 +233,7 @@ def build_page(
         "strength_coefficients": strength_coefficients(sidecar),
         "sample": SAMPLE_FILE,
     }
-    with open(os.path.join(out_dir, CONFIG_FILE), "w") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
+    write_json_atomically(os.path.join(out_dir, CONFIG_FILE), config)
     for name in PAGE_FILES:
         shutil.copyfile(os.path.join(WEB_DIR, name), os.path.join(out_dir, name))
     for dest, source in sources.items():

@@ -22,7 +22,6 @@ scale): larger lambda, higher quality, more bits. Reported bpp = file size * 8 /
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ from absl import app, flags, logging
 
 from trainers import cli
 from yoto_tf import data, pretrained
-from yoto_tf.files import write_atomically
+from yoto_tf.files import write_bytes_atomically, write_json_atomically
 from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
 from yoto_tf.compression import codec as codec_lib
 from yoto_tf.compression import metrics, quality_map
@@ -325,8 +324,8 @@ def export_rd_summary(network, model_dir):
         logging.info("RD %s: lambda %.4g  %.3f bpp (estimated %.3f)  %.2f dB", os.path.basename(
             data.builtin_image_paths()[0]), rows[-1]["lambda"], rows[-1]["bpp"],
             rows[-1]["estimated_bpp"], rows[-1]["psnr"])
-    with open(os.path.join(model_dir, "rd_summary.json"), "w") as f:
-        json.dump({"image": data.builtin_image_paths()[0], "points": rows}, f, indent=2)
+    write_json_atomically(os.path.join(model_dir, "rd_summary.json"),
+                          {"image": data.builtin_image_paths()[0], "points": rows})
 
 
 # ------------------------------------------------------------------------------- coding
@@ -452,14 +451,9 @@ def decompress() -> None:
 def _write_bytes(path: str, payload: bytes) -> None:
     """Writes the file atomically: an interrupted run leaves the old file (or none), never a
     truncated one that would fail to decode later."""
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(payload)
-
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        write_atomically(path, write)
+        write_bytes_atomically(path, payload)
     except OSError as err:
         raise CommandError(f"cannot write {path}: {err.strerror}") from None
 

@@ -18,7 +18,6 @@ finishes, both files are written at that step, and the exit status is 128 + the 
 from __future__ import annotations
 
 import glob
-import json
 import os
 import time
 
@@ -27,7 +26,7 @@ from absl import app, flags, logging
 
 from trainers import cli
 from trainers.stopping import StopRequest
-from yoto_tf.files import save_keras_atomically, write_atomically
+from yoto_tf.files import save_keras_atomically, write_atomically, write_json_atomically
 
 FLAGS = flags.FLAGS
 
@@ -59,11 +58,6 @@ ARCHITECTURE_FLAGS = ("num_filters", "num_latent")
 RUN_FLAGS = ("images", "init_from", "num_filters", "num_latent", "synthesis_filters", "steps", "batch_size",
              "patch_size", "learning_rate", "learning_rate_drop_step", "clip_norm", "lambda_map_fraction", "seed")
 """The settings recorded in OUT_DIR/train_config.json."""
-
-
-def _write_json(path: str, value) -> None:
-    with open(path, "w") as handle:
-        json.dump(value, handle, indent=1)
 
 
 class RandomCrops:
@@ -174,8 +168,8 @@ def train(stop: StopRequest) -> int:
     crops = RandomCrops(FLAGS.images, FLAGS.patch_size, FLAGS.seed + step)  # a resumed run draws new crops
     logging.info("Training compression (%s backend) from step %d to %d.", keras.backend.backend(), step, FLAGS.steps)
     settings = {name: FLAGS[name].value for name in RUN_FLAGS}
-    write_atomically(os.path.join(FLAGS.out_dir, "train_config.json"), lambda tmp: _write_json(
-        tmp, {**settings, "backend": keras.backend.backend(), "resumed_at_step": step}))
+    write_json_atomically(os.path.join(FLAGS.out_dir, "train_config.json"),
+                          {**settings, "backend": keras.backend.backend(), "resumed_at_step": step}, indent=1)
     start = time.time()
     first = step
     while step < FLAGS.steps and stop.signal_number is None:

@@ -23,7 +23,6 @@ calls :func:`train_from_flags`. This module owns the rest:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import tempfile
@@ -36,7 +35,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 from trainers.stopping import StopRequest
-from yoto_tf.files import write_atomically
+from yoto_tf.files import write_json_atomically
 from yoto_tf.model_files import save_model
 from yoto_tf.training import LossConditionalModel
 
@@ -361,17 +360,12 @@ def _write_config(cfg: TrainConfig, settings: Mapping | None, chief: bool) -> No
     if chief:
         config = dict(dataclasses.asdict(cfg), task=dict(settings or {}))
         path = os.path.join(cfg.model_dir, "train_config.json")
-        write_atomically(path, lambda tmp: _dump_json(config, tmp))
+        write_json_atomically(path, config)
 
 
 def flag_values(names) -> dict:
     """``{name: value}`` of the absl flags ``names`` (a task's settings for ``TrainTask``)."""
     return {name: FLAGS[name].value for name in names}
-
-
-def _dump_json(value, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(value, f, indent=2)
 
 
 def train_from_flags(task: TrainTask) -> LossConditionalModel:

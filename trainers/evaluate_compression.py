@@ -29,8 +29,6 @@ Usage::
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 import time
@@ -64,6 +62,7 @@ from yoto_tf.compression.evaluation import (
 )
 from yoto_tf import pretrained
 from yoto_tf.data import eval_images
+from yoto_tf.files import write_csv_atomically, write_json_atomically
 
 FLAGS = flags.FLAGS
 
@@ -222,11 +221,8 @@ def _json_safe(value):
 
 
 def write_csv(path: str, rows: Sequence[dict], fields: Sequence[str]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    blank_nones = [{k: ("" if v is None else v) for k, v in row.items()} for row in rows]
+    write_csv_atomically(path, blank_nones, fields, extrasaction="ignore")
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,8 +322,7 @@ def run_evaluation(
         "mean": means, "bd_rate": bd_rows, "fixed_lambda_comparison": fixed_rows, "per_image": rows,
         "matched_rate": matched,
     }
-    with open(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump(_json_safe(results), handle, indent=1, allow_nan=False)
+    write_json_atomically(os.path.join(out_dir, "results.json"), _json_safe(results), indent=1, allow_nan=False)
     write_csv(os.path.join(out_dir, "per_image.csv"), rows, RESULT_FIELDS)
     write_csv(os.path.join(out_dir, "mean.csv"), means, MEAN_FIELDS)
     write_csv(os.path.join(out_dir, "bd_rate.csv"), bd_rows, BD_FIELDS)

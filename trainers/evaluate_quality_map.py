@@ -13,8 +13,6 @@ how many images gained inside) to ``--out_dir``.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 
 from absl import app, flags
@@ -23,6 +21,7 @@ from trainers import cli
 from yoto_tf import pretrained
 from yoto_tf.compression import load_compression_model, roi_evaluation
 from yoto_tf.data import eval_images
+from yoto_tf.files import write_csv_atomically, write_json_atomically
 from yoto_tf.images import load_image
 
 FLAGS = flags.FLAGS
@@ -58,14 +57,11 @@ def run() -> dict:
         roi = lambda h, w: mask  # noqa: E731  (resized per image by roi_evidence)
     results = roi_evaluation.evaluate_roi(codec, images, roi, FLAGS.low, FLAGS.high)
     os.makedirs(FLAGS.out_dir, exist_ok=True)
-    with open(os.path.join(FLAGS.out_dir, "roi_evidence.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=roi_evaluation.FIELDS)
-        writer.writeheader()
-        writer.writerows(r.row() for r in results)
+    write_csv_atomically(os.path.join(FLAGS.out_dir, "roi_evidence.csv"), [r.row() for r in results],
+                         roi_evaluation.FIELDS)
     summary = {"model": path, "images": FLAGS.images, "roi": FLAGS.roi,
                "roi_fraction": FLAGS.roi_fraction, **roi_evaluation.summary(results)}
-    with open(os.path.join(FLAGS.out_dir, "roi_summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_json_atomically(os.path.join(FLAGS.out_dir, "roi_summary.json"), summary)
     return summary
 
 

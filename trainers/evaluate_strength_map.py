@@ -17,13 +17,12 @@ per style (means over the photos).
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from absl import app, flags
 
 from trainers import cli
 from yoto_tf import data, pretrained
+from yoto_tf.files import write_json_atomically
 from yoto_tf.layers import find_loss_space
 from yoto_tf.style_transfer import grid, inference
 from yoto_tf.style_transfer.evaluation import split_map_evidence
@@ -108,8 +107,7 @@ def main(argv):
           f"{result['num_photos']} photos, one pass with a map")
     print(table(result))
     if FLAGS.out_json:
-        with open(FLAGS.out_json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json_atomically(FLAGS.out_json, result)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from absl import app, flags
 from trainers import cli
 from yoto_tf import data
 
+from yoto_tf.files import write_json_atomically
 from yoto_tf.images import load_image
 from yoto_tf.model_files import read_model_info
 from yoto_tf.style_transfer import grid
@@ -71,11 +72,10 @@ def run() -> str:
     rows = evaluate_strengths(network, losses, photos, strengths, FLAGS.style_index)
     table = strength_table(rows)
     if FLAGS.out_json:
-        with open(FLAGS.out_json, "w") as f:
-            json.dump({"model": FLAGS.model, "trained_with": info, "images": FLAGS.images,
-                       "num_images": len(photos), "style_image": paths[FLAGS.style_index],
-                       "judge_vgg_weights": FLAGS.vgg_weights,
-                       "rows": [dataclasses.asdict(r) for r in rows]}, f, indent=2)
+        write_json_atomically(FLAGS.out_json, {
+            "model": FLAGS.model, "trained_with": info, "images": FLAGS.images,
+            "num_images": len(photos), "style_image": paths[FLAGS.style_index],
+            "judge_vgg_weights": FLAGS.vgg_weights, "rows": [dataclasses.asdict(r) for r in rows]})
     trained = info.get("vgg_weights", "unknown (no training info in the file)")
     return (f"{FLAGS.model} (trained with VGG weights: {trained}), {len(photos)} photos of "
             f"{FLAGS.images}, style {paths[FLAGS.style_index]}:\n{table}")

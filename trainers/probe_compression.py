@@ -12,7 +12,6 @@ then the FiLM layers' mean |s|, |t| at each lambda and their change across the r
 
 from __future__ import annotations
 
-import json
 
 from absl import app, flags
 
@@ -20,6 +19,7 @@ from trainers import cli
 from yoto_tf import pretrained
 from yoto_tf.compression import diagnostics, load_compression_model
 from yoto_tf.data import eval_images
+from yoto_tf.files import write_json_atomically
 
 FLAGS = flags.FLAGS
 
@@ -60,8 +60,7 @@ def main(argv):
     except ValueError as error:
         cli.fail("probe_compression", error)
     if FLAGS.json_out:
-        with open(FLAGS.json_out, "w") as handle:
-            json.dump(results, handle, indent=1)
+        write_json_atomically(FLAGS.json_out, results, indent=1)
 
 
 if __name__ == "__main__":

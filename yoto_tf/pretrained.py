@@ -24,7 +24,7 @@ import os
 
 import keras
 
-from yoto_tf.files import sha256_of, write_atomically
+from yoto_tf.files import sha256_of, write_json_atomically
 from yoto_tf.model_files import read_model_info, write_float16_copy
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -220,10 +220,5 @@ def ship(model_path: str, name: str, max_bytes: int | None = None) -> str:
             if entry.task == "compression":
                 item["fingerprint"] = _codec_fingerprint(entry.path)
 
-    def dump(path: str) -> None:
-        with open(path, "w") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
-
-    write_atomically(MANIFEST, dump)
+    write_json_atomically(MANIFEST, manifest)
     return f"Shipped {model_path} as {entry.path} ({size / 1e6:.2f} MB, sha256 {sha})."

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from yoto_tf.coefficients import Coefficient, LossSpace
+from yoto_tf.files import write_text_atomically
 
 from benchmarks.yoto_vs_fixed.adapters import HarnessSettings, TaskAdapter, make_adapter
 from benchmarks.yoto_vs_fixed.report import (
@@ -300,8 +301,7 @@ def run_comparison(
         bd_rows = bd_rate_rows(rows, list(yoto), *adapter.rate_quality)
         write_csv(os.path.join(out_dir, "bd_rates.csv"), bd_rows, BD_COLUMNS)
         lines += bd_rate_lines(bd_rows, yoto, adapter.rate_quality[1])
-    with open(os.path.join(out_dir, "verdicts.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text_atomically(os.path.join(out_dir, "verdicts.txt"), "\n".join(lines) + "\n")
     for line in lines:
         log(line)
     return summary

@@ -3,12 +3,12 @@ bootstrap intervals and verdicts (see ``bootstrap``), the plot."""
 
 from __future__ import annotations
 
-import csv
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from benchmarks.yoto_vs_fixed.bootstrap import CONFIDENCE, ratio_interval, verdict
+from yoto_tf.files import save_figure_atomically, write_csv_atomically
 
 RESULT_COLUMNS = (
     "task", "model", "approach", "seed", "width_multiplier", "trained_lambda", "eval_lambda",
@@ -123,10 +123,7 @@ def write_csv(path: str, rows: Sequence[dict], first_columns: Sequence[str]) -> 
     columns = list(first_columns)
     for row in rows:
         columns += [key for key in row if key not in columns]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_atomically(path, rows, columns)
 
 
 def plot(summary: Sequence[dict], timing: Mapping[str, float], yoto: Mapping[str, str],
@@ -178,5 +175,5 @@ def plot(summary: Sequence[dict], timing: Mapping[str, float], yoto: Mapping[str
     times.set_ylabel("training time per seed [s]" + (" (+ the sweep, once)" if sweep_timing else ""))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure_atomically(fig, path, dpi=110)
     plt.close(fig)

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import keras
 
 from yoto_tf.coefficients import LossSpace
-from yoto_tf.files import save_keras_atomically, write_atomically
+from yoto_tf.files import save_keras_atomically, write_json_atomically
 
 from benchmarks.yoto_vs_fixed.adapters import ADAPTERS, HarnessSettings, TaskAdapter, make_adapter
 
@@ -150,12 +150,8 @@ class ModelStore:
         os.makedirs(self.directory, exist_ok=True)
         model_path, info_path = self._paths(recipe["key"])
         save_keras_atomically(network, model_path)
-
-        def write_info(tmp):
-            with open(tmp, "w") as f:
-                json.dump({"recipe": recipe, "train_seconds": train_seconds}, f, indent=1)
-
-        write_atomically(info_path, write_info)  # last: it marks the model as finished
+        # last: it marks the model as finished
+        write_json_atomically(info_path, {"recipe": recipe, "train_seconds": train_seconds}, indent=1)
 
 
 def _train_and_save(adapter: TaskAdapter, spec: ModelSpec, store: ModelStore) -> float:

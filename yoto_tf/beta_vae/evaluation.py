@@ -13,7 +13,6 @@ seed see the same noise (common random numbers: their difference has less varian
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from typing import Mapping, Sequence
 
@@ -21,6 +20,7 @@ import keras
 import numpy as np
 
 from yoto_tf.beta_vae.model import kl_nats, reconstruction_nats
+from yoto_tf.files import save_figure_atomically, write_csv_atomically
 from yoto_tf.layers import find_loss_space
 
 CSV_COLUMNS = ("beta", "reconstruction", "kl", "neg_beta_elbo")
@@ -109,11 +109,7 @@ def evaluate_betas(
 
 
 def write_csv(results: Sequence[BetaEvaluation], path: str) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for result in results:
-            writer.writerow(result.as_row())
+    write_csv_atomically(path, [result.as_row() for result in results], CSV_COLUMNS)
 
 
 def _pyplot():
@@ -147,7 +143,7 @@ def plot_rate_distortion(curves: Mapping[str, Sequence[BetaEvaluation]], path: s
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure_atomically(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -204,5 +200,5 @@ def save_grid(
     if num_samples:
         axes[0, num_inputs].set_title("prior samples ->", fontsize=7, loc="left")
     fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=100)
+    save_figure_atomically(fig, path, dpi=100)
     plt.close(fig)

@@ -42,6 +42,7 @@ from yoto_tf.compression.metrics import (
     overlap_range,
     psnr,
 )
+from yoto_tf.files import save_figure_atomically
 
 RESULT_FIELDS = (
     "codec", "kind", "setting", "value", "image", "width", "height", "bytes", "bpp",
@@ -333,7 +334,7 @@ def plot_rd_curves(path: str, all_curves: dict[str, Curve], title: str) -> None:
         axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure_atomically(figure, path, dpi=120)
     plt.close(figure)
 
 
