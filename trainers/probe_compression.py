@@ -12,7 +12,6 @@ then the FiLM layers' mean |s|, |t| at each lambda and their change across the r
 
 from __future__ import annotations
 
-
 from absl import app, flags
 
 from trainers import cli

@@ -1,9 +1,10 @@
 """Atomic file writes (a reader, or a rerun after a kill, sees the old file or the new one,
 never a half-written one) and file digests. Backend-agnostic (no TensorFlow).
 
-Every file the project writes for a user goes through :func:`write_atomically`: models,
-checkpoints, images, bitstreams, and the reports (JSON, CSV, text, figures) of the evaluations,
-so that an interrupted rerun never truncates the report of an earlier run.
+Models, checkpoints, images, bitstreams, TFLite files and their sidecars, and the reports
+(JSON, CSV, text, figures) of the evaluations and benchmarks go through :func:`write_atomically`,
+so that an interrupted rerun never truncates what an earlier run wrote. (The web demo's page
+folder and the example app's output picture are written directly.)
 """
 
 from __future__ import annotations
