@@ -289,6 +289,15 @@ def test_cli_compress_decompress_and_errors(trained, tmp_path, capsys, monkeypat
                                   reconstruct_image(codec, rgb_grey, 2e-3))
 
     Image.fromarray(image).save(tmp_path / "cat.png")
+    # No quality option at all: the model's default lambda, said on the console.
+    low, high = codec.lambda_range
+    assert low < codec.default_lambda < high
+    _run("compress", model=path, input=str(tmp_path / "cat.png"), out=str(tmp_path / "d.yotc"))
+    assert f"default lambda {codec.default_lambda:g}" in capsys.readouterr().out
+    _run("decompress", model=path, input=str(tmp_path / "d.yotc"), out=str(tmp_path / "d.png"))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "d.png")),
+                                  reconstruct_image(codec, image, codec.default_lambda))
+
     pixels = image.shape[0] * image.shape[1]
     reachable = [8 * len(compress_image(codec, image, lam)) / pixels for lam in TEST_LAMBDAS]
     target_bpp = float(np.sqrt(np.prod(reachable)))
@@ -307,8 +316,8 @@ def test_cli_compress_decompress_and_errors(trained, tmp_path, capsys, monkeypat
          "trained range [0.0001, 0.01]"),
         (("compress",), dict(input=str(tmp_path / "nope.png"), out=str(tmp_path / "x"), **{"lambda": 1e-3}),
          "nope.png"),
-        (("compress",), dict(input=str(tmp_path / "cat.png"), out=str(tmp_path / "x")),
-         "exactly one of --lambda"),
+        (("compress",), dict(input=str(tmp_path / "cat.png"), out=str(tmp_path / "x"), target_bpp=0.5,
+                             **{"lambda": 1e-3}), "at most one of --lambda"),
     ]
     for args, flag_values, message in failures:
         with pytest.raises(SystemExit) as exit_info:

@@ -11,6 +11,7 @@ r"""Variable-rate learned image compression: train, compress, decompress.
 
   python -m trainers.compression compress --model runs/compression/model.keras \
       --input photo.png --lambda 0.01 --out photo.yotc
+  python -m trainers.compression compress --input photo.png --out F   # shipped model, its default lambda
   python -m trainers.compression compress --model M --input photo.png --target_bpp 0.5 --out F
   # A quality map: white = the model's highest lambda (best quality), black = its lowest
   python -m trainers.compression compress --model M --input photo.png --quality_map roi.png --out F
@@ -111,7 +112,8 @@ def _define_coding_flags(command: str) -> None:
     if command == "compress":
         flags.DEFINE_string("input", None, "Image file to compress.")
         flags.DEFINE_string("out", None, "Compressed file to write.")
-        flags.DEFINE_float("lambda", None, "Distortion weight (within the model's trained range).")
+        flags.DEFINE_float("lambda", None, "Distortion weight (within the model's trained range; default: "
+                           "the model's default lambda when no --target_bpp, --target_bytes or --quality_map).")
         flags.DEFINE_float("target_bpp", None, "Search lambda for this many bits per pixel (real file size).")
         flags.DEFINE_integer("target_bytes", None, "Search lambda for a file of this many bytes.")
         _define_quality_map_flags()
@@ -135,7 +137,8 @@ def define_flags(command: str | None = None) -> None:
         elif "model" not in FLAGS:
             _define_coding_flags(name)
         elif name == "compress" and "lambda" not in FLAGS:  # decompress's flags came first
-            flags.DEFINE_float("lambda", None, "compress: distortion weight (within the model's trained range).")
+            flags.DEFINE_float("lambda", None, "compress: distortion weight (within the model's trained range; "
+                               "default: the model's default lambda).")
             flags.DEFINE_float("target_bpp", None, "compress: search lambda for this many bits per pixel.")
             flags.DEFINE_integer("target_bytes", None, "compress: search lambda for a file of this many bytes.")
             _define_quality_map_flags()
@@ -351,9 +354,10 @@ def compress() -> None:
     _require("compress", "input", "out")
     chosen = [n for n in ("lambda", "target_bpp", "target_bytes", "quality_map")
               if getattr(FLAGS, n) is not None]
-    if len(chosen) != 1:
-        raise CommandError("compress needs exactly one of --lambda, --target_bpp, --target_bytes, "
-                           "--quality_map")
+    if len(chosen) > 1:
+        raise CommandError("compress takes at most one of --lambda, --target_bpp, --target_bytes, "
+                           f"--quality_map (got {', '.join('--' + n for n in chosen)})")
+    chosen = chosen or ["lambda"]
     if FLAGS.quality_map_range is not None and chosen[0] != "quality_map":
         raise CommandError("--quality_map_range needs --quality_map")
     try:
@@ -369,6 +373,11 @@ def compress() -> None:
         result = None
         if chosen[0] == "lambda":
             lam = getattr(FLAGS, "lambda")  # `lambda` is a Python keyword
+            if lam is None:
+                lam = codec.default_lambda
+                print(f"note: no --lambda, --target_bpp, --target_bytes or --quality_map: "
+                      f"using the model's default lambda {lam:g} (range {codec.lambda_range[0]:g}-"
+                      f"{codec.lambda_range[1]:g}; larger = higher quality)")
             payload = codec_lib.compress_image(codec, image, lam, refine_steps=FLAGS.refine_steps)
         elif chosen[0] == "quality_map":
             lambda_map = _read_quality_map(codec, image.shape[:2])

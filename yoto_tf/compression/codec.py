@@ -8,7 +8,7 @@ Public API::
     data = compress_image(codec, image_uint8, lam=0.01, refine_steps=100)  # slower, smaller
     image = decompress_image(codec, data)                 # uint8 [H, W, 3], either kind
     bpp = estimate_bpp(codec, image_uint8, lam=0.01)      # the model's own rate estimate
-    codec.loss_space, codec.lambda_range
+    codec.loss_space, codec.lambda_range, codec.default_lambda
 
 ``lam`` is the weight of the distortion term (``lam * 255^2 * MSE + bpp``): larger means
 higher quality and more bits; it must lie in the model's trained range. A quality map
@@ -95,6 +95,11 @@ class CompressionCodec:
     def lambda_range(self) -> tuple[float, float]:
         coef = self.loss_space.coefficient("distortion")
         return coef.low, coef.high
+
+    @property
+    def default_lambda(self) -> float:
+        """The lambda the model was built to default to (its LossSpace default, e.g. 0.018)."""
+        return float(self.loss_space.coefficient("distortion").default)
 
     def lambda_vector(self, lam: float) -> np.ndarray:
         """The validated float32 [k] loss-weight vector for distortion weight ``lam``.
