@@ -112,12 +112,7 @@ def _define_coding_flags(command: str) -> None:
     if command == "compress":
         flags.DEFINE_string("input", None, "Image file to compress.")
         flags.DEFINE_string("out", None, "Compressed file to write.")
-        flags.DEFINE_float("lambda", None, "Distortion weight (within the model's trained range; default: "
-                           "the model's default lambda when no --target_bpp, --target_bytes or --quality_map).")
-        flags.DEFINE_float("target_bpp", None, "Search lambda for this many bits per pixel (real file size).")
-        flags.DEFINE_integer("target_bytes", None, "Search lambda for a file of this many bytes.")
-        _define_quality_map_flags()
-        _define_refine_flag()
+        _define_compress_options()
     else:
         flags.DEFINE_string("input", None, "Compressed file to decode.")
         flags.DEFINE_string("out", None, "Image (.png) to write.")
@@ -137,12 +132,18 @@ def define_flags(command: str | None = None) -> None:
         elif "model" not in FLAGS:
             _define_coding_flags(name)
         elif name == "compress" and "lambda" not in FLAGS:  # decompress's flags came first
-            flags.DEFINE_float("lambda", None, "compress: distortion weight (within the model's trained range; "
-                               "default: the model's default lambda).")
-            flags.DEFINE_float("target_bpp", None, "compress: search lambda for this many bits per pixel.")
-            flags.DEFINE_integer("target_bytes", None, "compress: search lambda for a file of this many bytes.")
-            _define_quality_map_flags()
-            _define_refine_flag()
+            _define_compress_options()
+
+
+def _define_compress_options() -> None:
+    """compress's quality options: at most one of --lambda, --target_bpp, --target_bytes and
+    --quality_map, and --refine_steps."""
+    flags.DEFINE_float("lambda", None, "Distortion weight (within the model's trained range; default: "
+                       "the model's default lambda when no --target_bpp, --target_bytes or --quality_map).")
+    flags.DEFINE_float("target_bpp", None, "Search lambda for this many bits per pixel (real file size).")
+    flags.DEFINE_integer("target_bytes", None, "Search lambda for a file of this many bytes.")
+    _define_quality_map_flags()
+    _define_refine_flag()
 
 
 def _define_refine_flag() -> None:
