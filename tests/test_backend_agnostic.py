@@ -1,6 +1,7 @@
 """The layers, the LossSpace and the loss-conditional model are plain keras.ops: they run on
 Keras' JAX backend in a process where TensorFlow cannot even be imported."""
 
+import json
 import os
 import re
 import signal
@@ -112,6 +113,7 @@ def test_compression_trains_from_numpy_crops_on_jax_and_resumes(tmp_path):
 
     from yoto_tf import pretrained
     from yoto_tf.compression import model as model_lib
+    from yoto_tf.compression import precision
 
     images = tmp_path / "images"
     images.mkdir()
@@ -138,13 +140,16 @@ def test_compression_trains_from_numpy_crops_on_jax_and_resumes(tmp_path):
     assert stopped, log_path.read_text()[-3000:]
     start = int(stopped.group(1))
     assert start >= 2 and (out / "checkpoint.npz").exists() and (out / "model.keras").exists()
-    result = _run_on_jax(tmp_path, [*args, f"--steps={start + 2}"])
+    # The resumed part computes its feature convs in bfloat16; the saved network does not.
+    result = _run_on_jax(tmp_path, [*args, f"--steps={start + 2}", "--conv_compute_dtype=bfloat16"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"Training compression (jax backend) from step {start} to {start + 2}." in result.stderr
+    assert json.loads((out / "train_config.json").read_text())["conv_compute_dtype"] == "bfloat16"
     with np.load(out / "checkpoint.npz") as checkpoint:
         saved_weights = [checkpoint[f"w{i}"] for i in range(int(checkpoint["num_weights"]))]
     trained = pretrained.load_network(str(out / "model.keras"))
     assert isinstance(trained, model_lib.CompressionNetwork) and trained.num_filters == 8
+    assert precision.conv_compute_dtype(trained) == "float32"
     for saved, loaded in zip(saved_weights, trained.get_weights()):
         np.testing.assert_array_equal(saved, loaded)
     assert any(not np.allclose(a, b) for a, b in zip(trained.get_weights(), initial.get_weights()))

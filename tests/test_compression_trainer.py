@@ -152,8 +152,10 @@ def test_init_from_fine_tunes_a_trained_network_with_lambda_maps(tmp_path, capsy
     first step at a tiny learning rate leaves its weights almost unchanged, where a new
     network would differ completely), --lambda_map_fraction reaches the training model,
     and an architecture flag beside --init_from, a missing file or a non-compression
-    model is refused with a message."""
+    model is refused with a message. The fine-tuning computes its feature convs in bfloat16
+    (--conv_compute_dtype), and the network it saves computes in float32."""
     from yoto_tf import pretrained
+    from yoto_tf.compression import precision
 
     spec = _write_folder(str(tmp_path / "images"))
     source_dir = str(tmp_path / "source")
@@ -164,17 +166,20 @@ def test_init_from_fine_tunes_a_trained_network_with_lambda_maps(tmp_path, capsy
     if not FLAGS.is_parsed():
         FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(**arguments, init_from=source_dir, lambda_map_fraction=1.0, train_data=spec,
-                             model_dir=tuned_dir, steps=1):
+                             model_dir=tuned_dir, steps=1, conv_compute_dtype="bfloat16"):
         model = cli.make_task().build_model()
         assert model.lambda_map_fraction == 1.0
+        assert precision.conv_compute_dtype(model.network) == "bfloat16"
         cli.main(["compression", "train"])
     tuned = pretrained.load_network(tuned_dir)
     assert tuned.get_config()["num_filters"] == source.num_filters == 8
+    assert precision.conv_compute_dtype(tuned) == "float32"
     assert tuned.loss_space.get_config() == source.loss_space.get_config()
     differences = [np.abs(a - b).max() for a, b in zip(source.get_weights(), tuned.get_weights())]
     assert max(differences) < 2e-3 * 1.01  # one Adam step moves a weight by about the learning rate
     config = json.loads(open(os.path.join(tuned_dir, "train_config.json")).read())
     assert config["task"]["init_from"] == source_dir and config["task"]["lambda_map_fraction"] == 1.0
+    assert config["task"]["conv_compute_dtype"] == "bfloat16"
     # The architecture recorded is the network's, not the unused flags' defaults.
     assert {key: config["task"][key] for key in ("num_filters", "num_latent", "conditioning_units", "lambda_range")} == {
         "num_filters": 8, "num_latent": source.num_latent, "conditioning_units": source.conditioning_units,

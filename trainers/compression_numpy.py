@@ -26,6 +26,7 @@ from absl import app, flags, logging
 
 from trainers import cli
 from trainers.stopping import StopRequest
+from yoto_tf.compression.precision import COMPUTE_DTYPES
 from yoto_tf.files import save_keras_atomically, write_atomically, write_json_atomically
 
 FLAGS = flags.FLAGS
@@ -48,6 +49,9 @@ flags.DEFINE_integer("learning_rate_drop_step", 0,
 flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).", lower_bound=0.0)
 flags.DEFINE_float("lambda_map_fraction", 0.0, "Share of the examples trained on a random two-level "
                    "lambda map (see trainers.compression).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("conv_compute_dtype", "float32", list(COMPUTE_DTYPES),
+                  "Compute the convs between feature maps in bfloat16 (mixed precision, float32 weights) "
+                  "or float32; the saved model computes in float32 (yoto_tf/compression/precision.py).")
 flags.DEFINE_integer("checkpoint_every", 1000, "Write checkpoint.npz and model.keras every N steps.", lower_bound=1)
 flags.DEFINE_integer("log_every", 100, "Log the batch's distortion, rate and speed every N steps.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the crops, the lambda draws and a new network's weights.")
@@ -56,7 +60,8 @@ MODEL_FILE, CHECKPOINT_FILE = "model.keras", "checkpoint.npz"
 ARCHITECTURE_FLAGS = ("num_filters", "num_latent")
 """What a new network takes: not allowed beside --init_from."""
 RUN_FLAGS = ("images", "init_from", "num_filters", "num_latent", "synthesis_filters", "steps", "batch_size",
-             "patch_size", "learning_rate", "learning_rate_drop_step", "clip_norm", "lambda_map_fraction", "seed")
+             "patch_size", "learning_rate", "learning_rate_drop_step", "clip_norm", "lambda_map_fraction", "seed",
+             "conv_compute_dtype")
 """The settings recorded in OUT_DIR/train_config.json."""
 
 
@@ -149,6 +154,7 @@ def train(stop: StopRequest) -> int:
     """Trains to --steps, or until ``stop`` holds a signal, and returns the step reached
     (checkpoint.npz and model.keras hold it)."""
     import keras  # pylint: disable=import-outside-toplevel
+    from yoto_tf.compression import precision  # pylint: disable=import-outside-toplevel
     from yoto_tf.compression import training  # pylint: disable=import-outside-toplevel
 
     os.makedirs(FLAGS.out_dir, exist_ok=True)
@@ -157,6 +163,7 @@ def train(stop: StopRequest) -> int:
     checkpoint_path = os.path.join(FLAGS.out_dir, CHECKPOINT_FILE)
     resuming = os.path.exists(checkpoint_path) and os.path.exists(model_path)
     network = _network(model_path if resuming else None)
+    precision.set_conv_compute_dtype(network, FLAGS.conv_compute_dtype)
     model = training.CompressionTrainingModel(network, seed=FLAGS.seed,
                                               lambda_map_fraction=FLAGS.lambda_map_fraction)
     optimizer = keras.optimizers.Adam(_learning_rate(), global_clipnorm=FLAGS.clip_norm or None)
