@@ -2,8 +2,9 @@
 
 Why: nearly all of a training step's time goes into the convolutions between feature maps
 (analysis convs 1-3, synthesis deconvs 0-2: 192 channels at up to 128x128 per 256x256 crop).
-On CPUs with AVX512_BF16 (and on accelerators) those run about twice as fast in bfloat16
-(measured with ``benchmarks/bfloat16_training.py``). Keras' ``mixed_bfloat16`` policy computes
+On CPUs with AVX512_BF16 (and on accelerators) those run about twice as fast in bfloat16;
+a whole step of fine-tuning the shipped default on 2 cores ran 1.5-1.7 times as fast (see
+``benchmarks/bfloat16_training.py`` and the README). Keras' ``mixed_bfloat16`` policy computes
 a layer in bfloat16 and keeps its weights, and so the optimizer's updates, in float32.
 
 What stays float32: the first analysis conv (its input is the image: bfloat16 keeps 8
