@@ -81,3 +81,14 @@ def test_the_saved_network_and_computing_in_float32_give_the_float32_network(tmp
     loaded = keras.models.load_model(path)
     assert precision.conv_compute_dtype(loaded) == "float32"
     np.testing.assert_array_equal(loaded((x, lam))["x_hat"].numpy(), expected)
+
+
+def test_cpu_bfloat16_support_is_read_from_cpuinfo(tmp_path):
+    with_bf16, without, empty = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n\nflags\t\t: fpu\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    empty.write_text("")
+    assert precision.cpu_has_bfloat16(str(with_bf16)) is True
+    assert precision.cpu_has_bfloat16(str(without)) is False
+    assert precision.cpu_has_bfloat16(str(empty)) is False
+    assert precision.cpu_has_bfloat16(str(tmp_path / "missing")) is None

@@ -113,6 +113,21 @@ def test_training_flags_reach_the_model_and_the_optimizer(tmp_path):
         assert cli.make_task().build_model().weight_normalization == "none"
 
 
+def test_bfloat16_on_a_cpu_without_bfloat16_instructions_is_warned_about(tmp_path, monkeypatch, caplog):
+    from yoto_tf.compression import precision
+
+    spec = _write_folder(str(tmp_path / "images"))
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    for has_bfloat16, warned in ((False, True), (True, False), (None, False)):
+        monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda has=has_bfloat16: has)
+        caplog.clear()
+        with flagsaver.flagsaver(**TINY, train_data=spec, conv_compute_dtype="bfloat16"):
+            model = cli.make_task().build_model()
+        assert precision.conv_compute_dtype(model.network) == "bfloat16"
+        assert ("this CPU has no bfloat16 instructions" in caplog.text) == warned
+
+
 def _command(*args):
     import subprocess
     import sys

@@ -26,6 +26,19 @@ import contextlib
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+_BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bfloat16(cpuinfo_path: str = "/proc/cpuinfo") -> bool | None:
+    """Whether this CPU has bfloat16 instructions (AVX512_BF16 or AMX-BF16), from Linux's
+    ``cpuinfo_path``; None where that file cannot be read (another OS). Without them
+    bfloat16 is emulated, and can be slower than float32."""
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as cpuinfo:
+            flags = {flag for line in cpuinfo if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    except OSError:
+        return None
+    return any(flag in flags for flag in _BFLOAT16_CPU_FLAGS)
 
 
 def feature_convs(network) -> list:
