@@ -101,8 +101,8 @@ def _define_train_flags() -> None:
     flags.DEFINE_enum("conv_compute_dtype", "float32", list(precision.COMPUTE_DTYPES),
                       "Compute the convs between feature maps in bfloat16 (mixed precision: float32 "
                       "weights; training steps 1.5-1.7 times as fast on a 2-core CPU with AVX512_BF16) "
-                      "or float32. A training "
-                      "setting only: the saved model computes in float32 (yoto_tf/compression/precision.py).")
+                      "or float32. A training setting only: the saved model computes in float32 "
+                      "(yoto_tf/compression/precision.py).")
     flags.DEFINE_integer("learning_rate_drop_step", 0,
                          "From this step on, train at --learning_rate * --learning_rate_drop_factor (0 = never).",
                          lower_bound=0)

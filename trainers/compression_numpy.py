@@ -26,7 +26,7 @@ from absl import app, flags, logging
 
 from trainers import cli
 from trainers.stopping import StopRequest
-from yoto_tf.compression.precision import COMPUTE_DTYPES
+from yoto_tf.compression import precision
 from yoto_tf.files import save_keras_atomically, write_atomically, write_json_atomically
 
 FLAGS = flags.FLAGS
@@ -49,7 +49,7 @@ flags.DEFINE_integer("learning_rate_drop_step", 0,
 flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).", lower_bound=0.0)
 flags.DEFINE_float("lambda_map_fraction", 0.0, "Share of the examples trained on a random two-level "
                    "lambda map (see trainers.compression).", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_enum("conv_compute_dtype", "float32", list(COMPUTE_DTYPES),
+flags.DEFINE_enum("conv_compute_dtype", "float32", list(precision.COMPUTE_DTYPES),
                   "Compute the convs between feature maps in bfloat16 (mixed precision, float32 weights) "
                   "or float32; the saved model computes in float32 (yoto_tf/compression/precision.py).")
 flags.DEFINE_integer("checkpoint_every", 1000, "Write checkpoint.npz and model.keras every N steps.", lower_bound=1)
@@ -154,7 +154,6 @@ def train(stop: StopRequest) -> int:
     """Trains to --steps, or until ``stop`` holds a signal, and returns the step reached
     (checkpoint.npz and model.keras hold it)."""
     import keras  # pylint: disable=import-outside-toplevel
-    from yoto_tf.compression import precision  # pylint: disable=import-outside-toplevel
     from yoto_tf.compression import training  # pylint: disable=import-outside-toplevel
 
     os.makedirs(FLAGS.out_dir, exist_ok=True)

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 
-COMPUTE_DTYPES = ("float32", "bfloat16")
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+COMPUTE_DTYPES = tuple(_POLICIES)  # ("float32", "bfloat16")
 _BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
