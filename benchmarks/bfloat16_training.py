@@ -1,6 +1,6 @@
 r"""A compression training step with bfloat16 feature convs vs float32, measured in one run.
 
-  python -m benchmarks.bfloat16_training --images ../shared/data/kodak [--model mean_scale_64_s192_50k
+  python -m benchmarks.bfloat16_training --images ../shared/data/kodak [--model mean_scale_64_s192_53k
       --patch_size 256 --batch_size 8 --repeats 4 --steps 3]
 
 Two training models of the same shipped (or given) network, one computing its feature convs
@@ -28,7 +28,8 @@ from yoto_tf.compression.training import CompressionTrainingModel
 from yoto_tf.data import eval_images
 
 flags.DEFINE_string("images", None, "A directory of photos to crop (e.g. Kodak or BSDS500).")
-flags.DEFINE_string("model", "mean_scale_64_s192_50k", "A shipped compression model's name or a model.keras.")
+flags.DEFINE_string("model", None, "A shipped compression model's name or a model.keras "
+                    "(default: the shipped default).")
 flags.DEFINE_integer("patch_size", 256, "Crop side.", lower_bound=64)
 flags.DEFINE_integer("batch_size", 8, "Crops per step (the first N images, centre crops).", lower_bound=1)
 flags.DEFINE_integer("repeats", 4, "Timed rounds (each times both settings).", lower_bound=1)
@@ -48,8 +49,12 @@ def _centre_crops(images, size):
     return np.stack(crops).astype(np.float32) / 255.0
 
 
+def _model_name():
+    return FLAGS.model or pretrained.default_model("compression").name
+
+
 def _training_model(compute_dtype):
-    network = pretrained.load_network(FLAGS.model)
+    network = pretrained.load_network(_model_name())
     precision.set_conv_compute_dtype(network, compute_dtype)
     model = CompressionTrainingModel(network, seed=1)
     model.compile(optimizer=keras.optimizers.Adam(1e-9))
@@ -102,7 +107,7 @@ def main(argv):
             cpu_seconds[dtype].append((time.process_time() - cpu_start) / FLAGS.steps)
     median = {dtype: float(np.median(values)) for dtype, values in seconds.items()}
     cpu_median = {dtype: float(np.median(values)) for dtype, values in cpu_seconds.items()}
-    print(f"{FLAGS.model}, batch {len(crops)} x {FLAGS.patch_size}^2 crops of {FLAGS.images}, "
+    print(f"{_model_name()}, batch {len(crops)} x {FLAGS.patch_size}^2 crops of {FLAGS.images}, "
           f"{FLAGS.repeats} x {FLAGS.steps} steps each")
     for dtype in models:
         print(f"  {dtype:9s} {median[dtype]:.3f} s/step ({', '.join(f'{v:.2f}' for v in seconds[dtype])}), "

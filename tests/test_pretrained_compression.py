@@ -164,6 +164,75 @@ def test_ship_records_the_fingerprint_and_an_entry_without_one_is_still_found(
     assert found.fingerprint == shipped.fingerprint
 
 
+def test_a_retired_model_says_how_to_get_it_back_by_name_and_from_its_files(
+        trained_compression, tmp_path, monkeypatch):
+    """A model taken out of the package: asking for it by name, or decoding a file it wrote
+    without --model, is a clear error with the git command that restores its file; with the
+    restored file passed as --model, the file decodes."""
+    from yoto_tf.compression import ModelMismatchError, shipped_codec_for
+
+    codec, trained_path = trained_compression
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    manifest = {"models": [], "retired": [{
+        "name": "tiny_old", "task": "compression", "file": "tiny_old.keras",
+        "sha256": pretrained.sha256_of(str(trained_path)), "card": "tiny_old.md",
+        "last_commit": commit, "fingerprint": codec.fingerprint.hex()}]}
+    (tmp_path / "models.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(pretrained, "MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(pretrained, "MANIFEST", str(tmp_path / "models.json"))
+    restore = f"git show {commit}:yoto_tf/pretrained_models/tiny_old.keras > tiny_old.keras"
+    with pytest.raises(pretrained.ShippedModelError) as error:
+        pretrained.resolve_model_path("tiny_old")
+    assert "tiny_old is retired" in str(error.value) and restore in str(error.value)
+    assert manifest["retired"][0]["sha256"] in str(error.value)
+    image = skimage.data.coffee()[:64, :64]
+    data = compress_image(codec, image, codec.lambda_range[0])
+    with pytest.raises(ModelMismatchError, match="written by tiny_old is retired") as error:
+        shipped_codec_for(data)
+    assert restore in str(error.value)
+    np.testing.assert_array_equal(
+        decompress_image(load_compression_model(pretrained.resolve_model_path(str(trained_path))), data),
+        reconstruct_image(codec, image, codec.lambda_range[0]))
+
+
+def test_retired_models_keep_their_cards_and_leave_the_package():
+    shipped = {m.name for m in pretrained.list_models()}
+    retired = pretrained.list_retired("compression")
+    assert retired, "the manifest lists the retired models"
+    for model in retired:
+        assert model.name not in shipped
+        assert os.path.isfile(model.card_path), model.card_path
+        assert not os.path.exists(os.path.join(pretrained.MODELS_DIR, model.file)), model.file
+        assert len(model.fingerprint) == 16 and len(model.last_commit) == 40 and len(model.sha256) == 64
+        assert "Retired" in open(model.card_path).read()
+
+
+def test_each_retired_file_is_where_its_restore_command_points():
+    """The commit named by each retired entry holds the file with the recorded sha256 (this
+    needs the repository's history: a clone, not an installed package)."""
+    import hashlib
+
+    def git(*args):
+        return subprocess.run(["git", "-C", REPO_ROOT, *args], capture_output=True, timeout=120)
+
+    retired = pretrained.list_retired()
+    if git("cat-file", "-e", f"{retired[0].last_commit}^{{commit}}").returncode != 0:
+        pytest.skip("not a git clone with the commits that retired models name")
+    for model in retired:
+        blob = git("show", f"{model.last_commit}:yoto_tf/pretrained_models/{model.file}")
+        assert blob.returncode == 0, blob.stderr
+        assert hashlib.sha256(blob.stdout).hexdigest() == model.sha256, model.name
+
+
+def test_the_package_stays_under_the_pypi_file_limit():
+    """Everything under yoto_tf/ goes into one wheel; PyPI refuses files over 100 MiB. With
+    room for one more shipped model: retire one (README, "Retired models") before this fails."""
+    total = sum(os.path.getsize(os.path.join(root, name))
+                for root, _, names in os.walk(os.path.dirname(pretrained.__file__))
+                for name in names if "__pycache__" not in root)
+    assert total < 100 * 2**20 - 12_000_000, f"{total / 1e6:.1f} MB"
+
+
 def test_the_map_trained_default_codes_quality_maps_with_a_smaller_seam():
     """mean_scale_64_maps (fine-tuned with lambda maps) against mean_scale_64 (one lambda per
     image) on photos neither saw, a centred region at the top lambda: at the same file size as
@@ -182,44 +251,14 @@ def test_the_map_trained_default_codes_quality_maps_with_a_smaller_seam():
         assert edge_new > edge_old + 0.3, (photo, edge_new, edge_old)
 
 
-def test_mean_scale_64_18k_beats_the_model_it_replaced_on_photos_neither_saw():
-    """mean_scale_64_18k (mean_scale_64_maps + 6,900 steps) at the same lambda: more PSNR
-    for about the same bytes (measured: +0.43 to +1.30 dB, 0.93-1.03x the bytes)."""
-    old, new = (shipped_codec(name) for name in ("mean_scale_64_maps", "mean_scale_64_18k"))
-    for photo in ("astronaut", "coffee", "chelsea"):
-        image = getattr(skimage.data, photo)()[:256, :256]
-        for lam in (0.0018, 0.018, 0.18):
-            (old_bytes, old_psnr), (new_bytes, new_psnr) = (
-                (len(data), psnr(image, decompress_image(codec, data)))
-                for codec, data in ((c, compress_image(c, image, lam)) for c in (old, new)))
-            assert new_psnr > old_psnr + 0.3, (photo, lam, new_psnr, old_psnr)
-            assert new_bytes <= 1.05 * old_bytes, (photo, lam, new_bytes, old_bytes)
-
-
 @pytest.mark.parametrize("older, newer, required_saving", [
-    # mean_scale_64_18k + 5,500 steps, lambda maps on 30 % of the crops. Measured: -10.0 /
-    # -11.3 / -5.0 %; on Kodak mean_scale_64_18k needs 14.1 % more bits.
-    ("mean_scale_64_18k", "mean_scale_64_24k", 3.0),
-    # mean_scale_64_24k + 6,000 steps, the same recipe. Measured: -7.9 / -9.1 / -4.2 %; on Kodak mean_scale_64_24k needs 8.7 % more bits.
-    ("mean_scale_64_24k", "mean_scale_64_30k", 2.0),
-    # mean_scale_64_30k + 4,000 steps, then its synthesis widened to 96 channels + 4,000 steps.
-    # Measured: -9.5 / -11.8 / -5.3 %; on Kodak mean_scale_64_30k needs 10.2 % more bits.
-    ("mean_scale_64_30k", "mean_scale_64_s96_38k", 3.0),
-    # mean_scale_64_s96_38k, its synthesis widened to 128 channels + 3,530 steps. Measured:
-    # -3.8 / -3.8 / -2.1 %; on Kodak it needs 3.3 % fewer bits than mean_scale_64_s96_38k.
-    ("mean_scale_64_s96_38k", "mean_scale_64_s128_41k", 1.0),
-    # mean_scale_64_s128_41k + 3,400 steps on all 500 BSDS500 photos. Measured: -2.4 / -2.2 /
-    # -0.7 %; on Kodak it needs 2.4 % fewer bits than mean_scale_64_s128_41k.
-    ("mean_scale_64_s128_41k", "mean_scale_64_s128_45k", 0.5),
-    # mean_scale_64_s128_45k, its synthesis widened to 192 channels + 2,000 steps. Measured:
-    # -1.3 / -1.9 / -0.5 %; on Kodak it needs 0.9 % fewer bits than mean_scale_64_s128_45k.
-    ("mean_scale_64_s128_45k", "mean_scale_64_s192_47k", 0.2),
-    # mean_scale_64_s192_47k + 2,000 steps. Measured: -1.2 / -2.0 / -0.6 %; on Kodak it needs
-    # 1.3 % fewer bits than mean_scale_64_s192_47k.
-    ("mean_scale_64_s192_47k", "mean_scale_64_s192_49k", 0.2),
-    # mean_scale_64_s192_49k + 1,411 steps. Measured: -1.1 / -0.15 / -0.3 %; on Kodak it needs
-    # 1.0 % fewer bits than mean_scale_64_s192_49k.
-    ("mean_scale_64_s192_49k", "mean_scale_64_s192_50k", 0.05),
+    # mean_scale_64_30k + about 14,900 steps while its synthesis was widened to 96, then
+    # 128 channels (retired models between). Measured: -14.4 / -16.0 / -7.6 %; on Kodak
+    # against WebP they need 28.0 and 16.2 % more bits (README).
+    ("mean_scale_64_30k", "mean_scale_64_s128_45k", 3.0),
+    # mean_scale_64_s128_45k, its synthesis widened to 192 channels + 7,700 steps (retired
+    # models between). Measured: -5.4 / -7.4 / -2.9 %; on Kodak it needs 5.2 % more bits.
+    ("mean_scale_64_s128_45k", "mean_scale_64_s192_53k", 1.0),
     # mean_scale_64_s192_50k + 2,282 steps (2,005 with bfloat16 feature convs). Measured: -2.2 /
     # -3.8 / -1.6 %; on Kodak it needs 2.2 % fewer bits than mean_scale_64_s192_50k.
     ("mean_scale_64_s192_50k", "mean_scale_64_s192_53k", 0.5),

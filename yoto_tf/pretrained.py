@@ -7,7 +7,13 @@ model card, and for style models the styles in ``style_index`` order with each p
 title, artist, date, source and licence; for compression models the codec fingerprint that
 their files carry (so ``decompress`` loads only the model that wrote a file).
 
+Its ``retired`` list names models that shipped before and were taken out of the package to
+keep it small (under PyPI's 100 MB per file): their cards stay, their files are in the
+repository's history, and asking for one, by name or by decoding a file it wrote, gives an
+error that says how to get it back (README, "Retired models").
+
 * :func:`list_models` / :func:`get_model` / :func:`default_model`: the manifest entries.
+* :func:`list_retired` / :func:`retired_model_with_fingerprint`: the retired ones.
 * :func:`resolve_model_path`: a shipped name or a path to a ``.keras`` file -> a verified path.
 * :func:`load_network`: the same, loaded (float32 compute).
 * :func:`resolve_style`: ``"2"`` or ``"great_wave"`` -> a style index, with an error listing
@@ -75,27 +81,72 @@ class ShippedModel:
         return os.path.join(MODELS_DIR, self.card)
 
 
+@dataclasses.dataclass(frozen=True)
+class RetiredModel:
+    """A model that shipped in an earlier version of the package and no longer does."""
+
+    name: str
+    task: str
+    file: str
+    sha256: str
+    card: str
+    last_commit: str
+    """A commit of the yoto_tf repository whose ``yoto_tf/pretrained_models`` holds the file."""
+    fingerprint: str = ""
+
+    @property
+    def card_path(self) -> str:
+        return os.path.join(MODELS_DIR, self.card)
+
+    def how_to_restore(self) -> str:
+        """One sentence: where the file is and how to use it."""
+        return (f"{self.name} is retired: no longer shipped in the package (its card: {self.card_path}). "
+                f"Its file is in the yoto_tf repository at commit {self.last_commit}: in a clone, run "
+                f"`git show {self.last_commit}:yoto_tf/pretrained_models/{self.file} > {self.file}`, "
+                f"check that its sha256 is {self.sha256}, and pass --model {self.file}")
+
+
+def _manifest() -> dict:
+    with open(MANIFEST) as f:
+        return json.load(f)
+
+
+def list_retired(task: str | None = None) -> list[RetiredModel]:
+    """The retired models (of ``task`` when given), in manifest order."""
+    retired = [RetiredModel(**entry) for entry in _manifest().get("retired", [])]
+    return [m for m in retired if task is None or m.task == task]
+
+
+def retired_model_with_fingerprint(fingerprint: str) -> RetiredModel | None:
+    """The retired compression model whose files carry ``fingerprint`` (16 hex digits), if any."""
+    return next((m for m in list_retired("compression") if m.fingerprint == fingerprint), None)
+
+
 def list_models(task: str | None = None) -> list[ShippedModel]:
     """The shipped models (of ``task`` when given), in manifest order."""
-    with open(MANIFEST) as f:
-        entries = json.load(f)["models"]
     models = []
-    for entry in entries:
+    for entry in _manifest()["models"]:
         styles = tuple(ShippedStyle(**style) for style in entry.pop("styles", []))
         models.append(ShippedModel(styles=styles, **entry))
     return [m for m in models if task is None or m.task == task]
 
 
 def get_model(name: str) -> ShippedModel:
-    """The shipped model ``name``; raises ShippedModelError listing the shipped names."""
+    """The shipped model ``name``.
+
+    Raises:
+      ShippedModelError: a retired model (saying how to get its file back), or an unknown
+        name (listing the shipped names).
+    """
     models = list_models()
     for model in models:
         if model.name == name:
             return model
-    raise ShippedModelError(
-        f"Unknown model {name!r}: not a file, and the shipped models are "
-        f"{', '.join(m.name for m in models) or 'none'}."
-    )
+    shipped = ", ".join(m.name for m in models) or "none"
+    for model in list_retired():
+        if model.name == name:
+            raise ShippedModelError(f"{model.how_to_restore()}. The shipped models are {shipped}.")
+    raise ShippedModelError(f"Unknown model {name!r}: not a file, and the shipped models are {shipped}.")
 
 
 def default_model(task: str) -> ShippedModel:
@@ -211,8 +262,7 @@ def ship(model_path: str, name: str, max_bytes: int | None = None) -> str:
     if size > max_bytes:
         os.remove(entry.path)
         raise ValueError(f"{entry.path}: {size / 1e6:.1f} MB exceeds {max_bytes / 1e6:.0f} MB.")
-    with open(MANIFEST) as f:
-        manifest = json.load(f)
+    manifest = _manifest()
     sha = sha256_of(entry.path)
     for item in manifest["models"]:
         if item["name"] == name:

@@ -399,8 +399,9 @@ def shipped_model_for(data: bytes):
 
     Raises:
       CorruptFileError: ``data`` is not a readable compressed image.
-      ModelMismatchError: no shipped model has the file's fingerprint (the message lists
-        the shipped models' fingerprints: decode with the model that wrote the file).
+      ModelMismatchError: no shipped model has the file's fingerprint (the message names
+        the retired model that wrote it and how to get it back, or lists the shipped
+        models' fingerprints: decode with the model that wrote the file).
     """
     from yoto_tf import pretrained  # pylint: disable=import-outside-toplevel  # pretrained imports the tasks
 
@@ -413,6 +414,10 @@ def shipped_model_for(data: bytes):
         if codec.fingerprint.hex() == wanted:
             return model, codec
     seen = ", ".join(f"{m.name} ({m.fingerprint or 'not recorded'})" for m in shipped)
+    retired = pretrained.retired_model_with_fingerprint(wanted)
+    if retired is not None:
+        raise ModelMismatchError(f"the file was written by {retired.how_to_restore()} "
+                                 f"(shipped now: {seen or 'none'})")
     raise ModelMismatchError(
         f"the file was written by a model that is not shipped (fingerprint {wanted}; shipped: "
         f"{seen or 'none'}); decode it with --model, the model that wrote it"
