@@ -83,7 +83,7 @@ def test_the_saved_network_and_computing_in_float32_give_the_float32_network(tmp
     np.testing.assert_array_equal(loaded((x, lam))["x_hat"].numpy(), expected)
 
 
-def test_cpu_bfloat16_support_is_read_from_cpuinfo(tmp_path):
+def test_cpu_bfloat16_support_is_read_from_cpuinfo_and_emulation_warned_on_cpus_only(tmp_path):
     with_bf16, without, empty = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n\nflags\t\t: fpu\n")
     without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
@@ -92,3 +92,11 @@ def test_cpu_bfloat16_support_is_read_from_cpuinfo(tmp_path):
     assert precision.cpu_has_bfloat16(str(without)) is False
     assert precision.cpu_has_bfloat16(str(empty)) is False
     assert precision.cpu_has_bfloat16(str(tmp_path / "missing")) is None
+    warn = precision.emulation_warning
+    assert "no bfloat16 instructions" in warn("bfloat16", ["cpu:0"], str(without))
+    assert warn("bfloat16", ["cpu:0"], str(with_bf16)) is None
+    assert warn("bfloat16", ["cpu:0"], str(tmp_path / "missing")) is None  # unknown: no claim
+    assert warn("bfloat16", ["cpu:0", "gpu:0"], str(without)) is None  # trains on the accelerator
+    assert warn("float32", ["cpu:0"], str(without)) is None
+    devices = keras.distribution.list_devices()  # by default, the devices of the Keras backend
+    assert warn("bfloat16", None, str(without)) == warn("bfloat16", devices, str(without))

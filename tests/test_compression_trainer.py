@@ -120,7 +120,7 @@ def test_bfloat16_on_a_cpu_without_bfloat16_instructions_is_warned_about(tmp_pat
     if not FLAGS.is_parsed():
         FLAGS.mark_as_parsed()
     for has_bfloat16, warned in ((False, True), (True, False), (None, False)):
-        monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda has=has_bfloat16: has)
+        monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda path, has=has_bfloat16: has)
         caplog.clear()
         with flagsaver.flagsaver(**TINY, train_data=spec, conv_compute_dtype="bfloat16"):
             model = cli.make_task().build_model()

@@ -217,10 +217,9 @@ def make_task() -> core.TrainTask:
                                              lambda_map_fraction=FLAGS.lambda_map_fraction,
                                              synthesis_filters=FLAGS.synthesis_filters)
         precision.set_conv_compute_dtype(model.network, FLAGS.conv_compute_dtype)
-        if FLAGS.conv_compute_dtype == "bfloat16" and precision.cpu_has_bfloat16() is False:
-            logging.warning("--conv_compute_dtype bfloat16: this CPU has no bfloat16 instructions "
-                            "(AVX512_BF16 / AMX-BF16), so bfloat16 is emulated and may be slower than "
-                            "float32; measure with python -m benchmarks.bfloat16_training.")
+        warning = precision.emulation_warning(FLAGS.conv_compute_dtype)
+        if warning:
+            logging.warning("--%s", warning)
         return model
 
     def make_dataset(batch_size, seed):

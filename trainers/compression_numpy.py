@@ -163,6 +163,9 @@ def train(stop: StopRequest) -> int:
     resuming = os.path.exists(checkpoint_path) and os.path.exists(model_path)
     network = _network(model_path if resuming else None)
     precision.set_conv_compute_dtype(network, FLAGS.conv_compute_dtype)
+    warning = precision.emulation_warning(FLAGS.conv_compute_dtype)
+    if warning:
+        logging.warning("--%s", warning)
     model = training.CompressionTrainingModel(network, seed=FLAGS.seed,
                                               lambda_map_fraction=FLAGS.lambda_map_fraction)
     optimizer = keras.optimizers.Adam(_learning_rate(), global_clipnorm=FLAGS.clip_norm or None)

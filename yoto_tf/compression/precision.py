@@ -41,6 +41,26 @@ def cpu_has_bfloat16(cpuinfo_path: str = "/proc/cpuinfo") -> bool | None:
     return any(flag in flags for flag in _BFLOAT16_CPU_FLAGS)
 
 
+def emulation_warning(compute_dtype: str, devices: list[str] | None = None,
+                      cpuinfo_path: str = "/proc/cpuinfo") -> str | None:
+    """A warning for training in ``compute_dtype`` on ``devices`` (default: the current Keras
+    backend's, e.g. ``["cpu:0"]``), or None: bfloat16 on CPUs only, without bfloat16
+    instructions (emulated there, and possibly slower than float32)."""
+    if compute_dtype != "bfloat16":
+        return None
+    if devices is None:
+        import keras  # pylint: disable=import-outside-toplevel  # the module itself stays importable without a backend
+
+        devices = keras.distribution.list_devices()
+    if any(not device.lower().startswith("cpu") for device in devices):
+        return None
+    if cpu_has_bfloat16(cpuinfo_path) is not False:
+        return None
+    return ("conv_compute_dtype bfloat16: this CPU has no bfloat16 instructions (AVX512_BF16 / "
+            "AMX-BF16), so bfloat16 is emulated and may be slower than float32; measure with "
+            "python -m benchmarks.bfloat16_training.")
+
+
 def feature_convs(network) -> list:
     """The convs of a ``CompressionNetwork`` whose input and output are both feature maps:
     analysis convs 1-3 and synthesis deconvs 0-2 (see the module docstring)."""
