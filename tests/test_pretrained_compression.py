@@ -187,7 +187,7 @@ def test_a_retired_model_says_how_to_get_it_back_by_name_and_from_its_files(
     assert manifest["retired"][0]["sha256"] in str(error.value)
     image = skimage.data.coffee()[:64, :64]
     data = compress_image(codec, image, codec.lambda_range[0])
-    with pytest.raises(ModelMismatchError, match="written by tiny_old is retired") as error:
+    with pytest.raises(ModelMismatchError, match="written by tiny_old, which is retired: it is no longer shipped") as error:
         shipped_codec_for(data)
     assert restore in str(error.value)
     np.testing.assert_array_equal(

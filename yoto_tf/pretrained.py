@@ -99,8 +99,8 @@ class RetiredModel:
         return os.path.join(MODELS_DIR, self.card)
 
     def how_to_restore(self) -> str:
-        """One sentence: where the file is and how to use it."""
-        return (f"{self.name} is retired: no longer shipped in the package (its card: {self.card_path}). "
+        """Why the model is missing, where its file is, and how to use it (two sentences)."""
+        return (f"it is no longer shipped in the package (its card: {self.card_path}). "
                 f"Its file is in the yoto_tf repository at commit {self.last_commit}: in a clone, run "
                 f"`git show {self.last_commit}:yoto_tf/pretrained_models/{self.file} > {self.file}`, "
                 f"check that its sha256 is {self.sha256}, and pass --model {self.file}")
@@ -145,7 +145,8 @@ def get_model(name: str) -> ShippedModel:
     shipped = ", ".join(m.name for m in models) or "none"
     for model in list_retired():
         if model.name == name:
-            raise ShippedModelError(f"{model.how_to_restore()}. The shipped models are {shipped}.")
+            raise ShippedModelError(f"{name} is retired: {model.how_to_restore()}. "
+                                    f"The shipped models are {shipped}.")
     raise ShippedModelError(f"Unknown model {name!r}: not a file, and the shipped models are {shipped}.")
 
 

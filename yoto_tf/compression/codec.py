@@ -416,7 +416,8 @@ def shipped_model_for(data: bytes):
     seen = ", ".join(f"{m.name} ({m.fingerprint or 'not recorded'})" for m in shipped)
     retired = pretrained.retired_model_with_fingerprint(wanted)
     if retired is not None:
-        raise ModelMismatchError(f"the file was written by {retired.how_to_restore()} "
+        raise ModelMismatchError(f"the file was written by {retired.name}, which is retired: "
+                                 f"{retired.how_to_restore()} "
                                  f"(shipped now: {seen or 'none'})")
     raise ModelMismatchError(
         f"the file was written by a model that is not shipped (fingerprint {wanted}; shipped: "
