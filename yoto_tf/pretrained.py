@@ -60,43 +60,39 @@ class ShippedStyle:
         return os.path.join(PACKAGE_DIR, self.image)
 
 
-@dataclasses.dataclass(frozen=True)
-class ShippedModel:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _ManifestEntry:
+    """What the manifest records for every model, shipped or retired."""
+
     name: str
     task: str
     file: str
     sha256: str
-    description: str
     card: str
-    styles: tuple[ShippedStyle, ...] = ()
     fingerprint: str = ""
     """Compression models: the 16 hex digits their files carry (written by :func:`ship`)."""
+
+    @property
+    def card_path(self) -> str:
+        return os.path.join(MODELS_DIR, self.card)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ShippedModel(_ManifestEntry):
+    description: str
+    styles: tuple[ShippedStyle, ...] = ()
 
     @property
     def path(self) -> str:
         return os.path.join(MODELS_DIR, self.file)
 
-    @property
-    def card_path(self) -> str:
-        return os.path.join(MODELS_DIR, self.card)
 
-
-@dataclasses.dataclass(frozen=True)
-class RetiredModel:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RetiredModel(_ManifestEntry):
     """A model that shipped in an earlier version of the package and no longer does."""
 
-    name: str
-    task: str
-    file: str
-    sha256: str
-    card: str
     last_commit: str
     """A commit of the yoto_tf repository whose ``yoto_tf/pretrained_models`` holds the file."""
-    fingerprint: str = ""
-
-    @property
-    def card_path(self) -> str:
-        return os.path.join(MODELS_DIR, self.card)
 
     def how_to_restore(self) -> str:
         """Why the model is missing, where its file is, and how to use it (two sentences)."""
