@@ -17,6 +17,7 @@ from yoto_tf.compression import (
     estimate_bpp,
     reconstruct_image,
 )
+from yoto_tf.compression.codec import as_codec
 from yoto_tf.compression.metrics import psnr
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +45,38 @@ def test_probe_rows_agree_with_the_codec(model):
         assert row["psnr_rounded"] == pytest.approx(psnr(image, reconstruct_image(model, image, row["lambda"])))
         assert row["estimated_bpp"] == pytest.approx(estimate_bpp(model, image, row["lambda"]), rel=1e-5)
         assert row["mean_abs_y"] > 0 and np.isfinite(row["psnr_unquantized"])
+
+
+def test_probe_counts_the_latent_channels_that_carry_bits():
+    """The count is the number of channels with non-zero symbols at more than
+    USED_CHANNEL_SHARE of the positions, and silencing used channels of the analysis (zero
+    kernel and bias) removes them from it."""
+    keras.utils.set_random_seed(1)
+    network = CompressionNetwork(compression_loss_space((1e-3, 1e-1)), 16, 24, 16, seed=0, mean_scale=True)
+    network.build()
+    image = diagnostics.center_crops([("coffee", skimage.data.coffee())], 128)
+    codec = as_codec(network)
+    lam_vec = codec.lambda_vector(1e-2)
+
+    def used_by_probe():
+        return diagnostics.transform_probe(network, image, [1e-2])[0]["latent_channels_used"]
+
+    def used_channels():
+        y_symbols, _ = codec.quantize_latents(*codec.analyze(image[0][1], lam_vec), lam_vec)
+        share = np.count_nonzero(y_symbols, axis=(0, 1, 2)) / (y_symbols.shape[1] * y_symbols.shape[2])
+        return set(np.flatnonzero(share > diagnostics.USED_CHANNEL_SHARE).tolist())
+
+    before = used_channels()
+    assert 2 <= len(before) < 24 and used_by_probe() == len(before)
+    silenced = sorted(before)[:2]
+    last = network.analysis.convs[-1]
+    kernel, bias = np.asarray(last.kernel), np.asarray(last.bias)
+    kernel[..., silenced], bias[silenced] = 0.0, 0.0
+    last.kernel.assign(kernel)
+    last.bias.assign(bias)
+    after = used_channels()
+    assert not after & set(silenced)
+    assert used_by_probe() == len(after) < len(before)
 
 
 def test_optimized_latents_raise_the_synthesis_psnr(model):

@@ -4,7 +4,7 @@ r"""Diagnose a compression model: quantization vs the transforms, and the FiLM s
       --images ../shared/data/kodak --num_images 6 --crop 512 --lambdas 0.0018,0.018,0.18
 
 Prints, per model and lambda, the decoded PSNR, the PSNR of the synthesis on the
-UNquantized latents, mean |y| and the estimated bpp (see yoto_tf/compression/diagnostics.py),
+UNquantized latents, mean |y|, the estimated bpp and how many latent channels carry bits (see yoto_tf/compression/diagnostics.py),
 with --latent_steps N also the synthesis on latents optimized for each crop (the decoder's
 ceiling),
 then the FiLM layers' mean |s|, |t| at each lambda and their change across the range.
@@ -48,11 +48,11 @@ def main(argv):
             results[name] = {"probe": rows, "film": spread}
             print(f"{name} ({len(images)} crops of {FLAGS.crop}px)")
             ceiling = f" {'best y':>7}" if FLAGS.latent_steps else ""
-            print(f"  {'lambda':>8} {'PSNR':>6} {'unquant':>7} {'mean|y|':>7} {'est.bpp':>7}{ceiling}")
+            print(f"  {'lambda':>8} {'PSNR':>6} {'unquant':>7} {'mean|y|':>7} {'est.bpp':>7} {'used y':>6}{ceiling}")
             for row in rows:
                 best = f" {row['psnr_optimized_latents']:7.2f}" if FLAGS.latent_steps else ""
                 print(f"  {row['lambda']:8.4g} {row['psnr_rounded']:6.2f} {row['psnr_unquantized']:7.2f} "
-                      f"{row['mean_abs_y']:7.3f} {row['estimated_bpp']:7.4f}{best}")
+                      f"{row['mean_abs_y']:7.3f} {row['estimated_bpp']:7.4f} {row['latent_channels_used']:6d}{best}")
             print("  FiLM mean |s| " + " ".join(f"{v:.3f}" for v in spread["mean_abs_scale"])
                   + ", |t| " + " ".join(f"{v:.3f}" for v in spread["mean_abs_shift"])
                   + f"; change across the range |ds| {spread['scale_change']:.3f}, |dt| {spread['shift_change']:.3f}")

@@ -9,6 +9,11 @@
 * ``mean_abs_y``: the latents' mean magnitude (the scale of y relative to the unit
   quantization step; it grows with lambda as the model spends more bits);
 * ``estimated_bpp``: the model's own rate estimate;
+* ``latent_channels_used``: how many of the M latent channels carry information, i.e. have
+  a non-zero symbol at more than ``USED_CHANNEL_SHARE`` of the positions (pooled over the
+  images). Training often leaves channels whose symbols are all 0 at every lambda (their y
+  stays near the predicted mean); if the count does not grow with lambda, the model does
+  not spend its extra bits on more channels, and a wider latent would stay unused too;
 * ``psnr_optimized_latents`` (with ``latent_steps`` > 0): the synthesis applied to latents
   optimized for that image's MSE alone (Adam from the encoder's y, no rate, no
   quantization): the decoder's ceiling. If it is barely above ``psnr_unquantized``, neither
@@ -29,9 +34,13 @@ import numpy as np
 from yoto_tf.compression import codec as codec_lib
 from yoto_tf.compression.metrics import psnr
 
-PROBE_FIELDS = ("lambda", "psnr_rounded", "psnr_unquantized", "mean_abs_y", "estimated_bpp")
+PROBE_FIELDS = ("lambda", "psnr_rounded", "psnr_unquantized", "mean_abs_y", "estimated_bpp",
+                "latent_channels_used")
 """Fields of every :func:`transform_probe` row; ``psnr_optimized_latents`` is added when
 ``latent_steps`` > 0."""
+
+USED_CHANNEL_SHARE = 0.01
+"""A latent channel counts as used when more than this share of its symbols is non-zero."""
 
 
 def center_crops(images, size: int) -> list[tuple[str, np.ndarray]]:
@@ -58,6 +67,7 @@ def transform_probe(model, images, lambdas: Sequence[float], latent_steps: int =
         lam_vec = codec.lambda_vector(lam)
         emb = codec.network.embed(lam_vec[None])
         rounded, unquantized, magnitude, bpp, optimized = [], [], [], [], []
+        nonzero_symbols, positions = 0, 0
         for _, image in images:
             height, width = image.shape[:2]
             y, z = codec.analyze(image, lam_vec)
@@ -67,6 +77,8 @@ def transform_probe(model, images, lambdas: Sequence[float], latent_steps: int =
             unquantized.append(psnr(image, np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)))
             magnitude.append(float(np.mean(np.abs(y))))
             bpp.append(codec.estimated_bits(y_symbols, z_symbols, lam_vec) / (height * width))
+            nonzero_symbols = nonzero_symbols + np.count_nonzero(y_symbols, axis=(0, 1, 2))
+            positions += y_symbols.shape[1] * y_symbols.shape[2]
             if latent_steps:
                 best = optimized_latents(codec.network, image, y, emb, latent_steps, latent_learning_rate)
                 x_hat = np.asarray(codec.network.synthesis((best, emb)))[0, :height, :width]
@@ -75,6 +87,7 @@ def transform_probe(model, images, lambdas: Sequence[float], latent_steps: int =
             "lambda": float(lam), "psnr_rounded": float(np.mean(rounded)),
             "psnr_unquantized": float(np.mean(unquantized)), "mean_abs_y": float(np.mean(magnitude)),
             "estimated_bpp": float(np.mean(bpp)),
+            "latent_channels_used": int(np.sum(nonzero_symbols > USED_CHANNEL_SHARE * positions)),
         }
         if latent_steps:
             row["psnr_optimized_latents"] = float(np.mean(optimized))
