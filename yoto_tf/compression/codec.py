@@ -413,12 +413,11 @@ def shipped_model_for(data: bytes):
         codec = load_compression_model(pretrained.verify(model))
         if codec.fingerprint.hex() == wanted:
             return model, codec
-    seen = ", ".join(f"{m.name} ({m.fingerprint or 'not recorded'})" for m in shipped)
     retired = pretrained.retired_model_with_fingerprint(wanted)
     if retired is not None:
         raise ModelMismatchError(f"the file was written by {retired.name}, which is retired: "
-                                 f"{retired.how_to_restore()} "
-                                 f"(shipped now: {seen or 'none'})")
+                                 f"{retired.how_to_restore()}")
+    seen = ", ".join(f"{m.name} ({m.fingerprint or 'not recorded'})" for m in shipped)
     raise ModelMismatchError(
         f"the file was written by a model that is not shipped (fingerprint {wanted}; shipped: "
         f"{seen or 'none'}); decode it with --model, the model that wrote it"
