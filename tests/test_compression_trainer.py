@@ -11,6 +11,7 @@ from absl.testing import flagsaver
 from PIL import Image
 
 from trainers import compression as cli
+from trainers import compression_train
 from yoto_tf.compression import compress_image, load_compression_model
 
 FLAGS = flags.FLAGS
@@ -101,7 +102,7 @@ def test_training_flags_reach_the_model_and_the_optimizer(tmp_path):
         FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(**TINY, train_data=spec, learning_rate_drop_step=10,
                              learning_rate_drop_factor=0.25):
-        task = cli.make_task()
+        task = compression_train.make_task()
         model = task.build_model()
         optimizer = task.optimizer(1e-3)
     assert isinstance(model, CompressionTrainingModel) and model.weight_normalization == "geometric_mean"
@@ -110,7 +111,7 @@ def test_training_flags_reach_the_model_and_the_optimizer(tmp_path):
     assert float(schedule(5)) == pytest.approx(1e-3) and float(schedule(10)) == pytest.approx(1e-3)
     assert float(schedule(11)) == pytest.approx(2.5e-4)
     with flagsaver.flagsaver(**TINY, train_data=spec, geometric_mean_weights=False):
-        assert cli.make_task().build_model().weight_normalization == "none"
+        assert compression_train.make_task().build_model().weight_normalization == "none"
 
 
 def test_bfloat16_on_a_cpu_without_bfloat16_instructions_is_warned_about(tmp_path, monkeypatch, caplog):
@@ -123,7 +124,7 @@ def test_bfloat16_on_a_cpu_without_bfloat16_instructions_is_warned_about(tmp_pat
         monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda path, has=has_bfloat16: has)
         caplog.clear()
         with flagsaver.flagsaver(**TINY, train_data=spec, conv_compute_dtype="bfloat16"):
-            model = cli.make_task().build_model()
+            model = compression_train.make_task().build_model()
         assert precision.conv_compute_dtype(model.network) == "bfloat16"
         assert ("this CPU has no bfloat16 instructions" in caplog.text) == warned
 
@@ -177,12 +178,12 @@ def test_init_from_fine_tunes_a_trained_network_with_lambda_maps(tmp_path, capsy
     _train(model_dir=source_dir, steps=2, train_data=spec, lambda_range="0.002,0.05")
     source = pretrained.load_network(source_dir)
     tuned_dir = str(tmp_path / "tuned")
-    arguments = {k: v for k, v in TINY.items() if k not in cli.ARCHITECTURE_FLAGS}
+    arguments = {k: v for k, v in TINY.items() if k not in compression_train.ARCHITECTURE_FLAGS}
     if not FLAGS.is_parsed():
         FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(**arguments, init_from=source_dir, lambda_map_fraction=1.0, train_data=spec,
                              model_dir=tuned_dir, steps=1, conv_compute_dtype="bfloat16"):
-        model = cli.make_task().build_model()
+        model = compression_train.make_task().build_model()
         assert model.lambda_map_fraction == 1.0
         assert precision.conv_compute_dtype(model.network) == "bfloat16"
         cli.main(["compression", "train"])

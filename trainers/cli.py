@@ -7,6 +7,11 @@ import sys
 from typing import NoReturn
 
 
+class CommandError(Exception):
+    """A user error found by a command (a missing flag, an unreadable file, a bad value): its
+    ``main`` passes it to :func:`fail`, so it is printed without a traceback."""
+
+
 def fail(command: str, error) -> NoReturn:
     """Reports a user error (bad flag value, missing or unreadable file) the one way every
     tool does: ``COMMAND: error: MESSAGE`` on stderr, no traceback, exit status 1."""
