@@ -138,6 +138,37 @@ def _command(*args):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
+def test_a_run_resumes_when_its_init_from_model_is_gone(tmp_path, capsys, caplog):
+    """A fine-tuning run resumes from its checkpoints even after the --init_from model it
+    started from is gone (e.g. a shipped model since retired): it takes the architecture
+    from its own model.keras and says so. A new run with the same missing model is refused."""
+    import shutil
+
+    spec = _write_folder(str(tmp_path / "images"))
+    source_dir = str(tmp_path / "source")
+    _train(model_dir=source_dir, steps=2, train_data=spec, lambda_range="0.002,0.05")
+    start = str(tmp_path / "start.keras")
+    shutil.copy(os.path.join(source_dir, "model.keras"), start)
+    arguments = {k: v for k, v in TINY.items() if k not in compression_train.ARCHITECTURE_FLAGS}
+    tuned_dir = str(tmp_path / "tuned")
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(**arguments, init_from=start, train_data=spec, model_dir=tuned_dir, steps=2):
+        cli.main(["compression", "train"])
+    os.remove(start)
+    with flagsaver.flagsaver(**arguments, init_from=start, train_data=spec, model_dir=tuned_dir, steps=4):
+        cli.main(["compression", "train"])
+    checkpoints = sorted(os.path.basename(p) for p in glob.glob(os.path.join(tuned_dir, "checkpoints", "ckpt-*.index")))
+    assert checkpoints[-1] == "ckpt-4.index"
+    assert "resumes from its checkpoints" in caplog.text and "start.keras" in caplog.text
+
+    with pytest.raises(SystemExit) as exit_info:
+        with flagsaver.flagsaver(**arguments, init_from=start, train_data=spec,
+                                 model_dir=str(tmp_path / "new"), steps=2):
+            cli.main(["compression", "train"])
+    assert exit_info.value.code == 1 and "start.keras" in capsys.readouterr().err
+
+
 def test_each_command_shows_and_takes_only_its_own_flags():
     from concurrent.futures import ThreadPoolExecutor
 

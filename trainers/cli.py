@@ -3,8 +3,11 @@ the same way everywhere."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
+
+from absl import logging
 
 
 class CommandError(Exception):
@@ -42,13 +45,21 @@ def parse_range(flag: str, text, positive: bool = True, allow_equal: bool = Fals
     return low, high
 
 
-def load_initial_network(flag_values, architecture_flags) -> tuple[str, object] | None:
+def load_initial_network(flag_values, architecture_flags, resume_model: str | None = None
+                         ) -> tuple[str, object] | None:
     """``(path, network)`` of a trainer's ``--init_from`` (a shipped name, a ``.keras`` file or
     a run directory), or None when the flag is unset.
 
+    ``resume_model``: the run's own ``model.keras`` when the run will resume from its
+    checkpoints (see :func:`resumable_run_model`). Such a run needs --init_from's network only
+    for its architecture: if the name no longer resolves (a shipped model since retired, a
+    moved file), ``resume_model`` (the same architecture) is used instead, with a warning, so
+    the run stays resumable.
+
     Raises:
       ValueError: one of ``architecture_flags`` given beside it (the file fixes them), or a
-        model that does not exist or does not load (the message names it).
+        model that does not exist or does not load (the message names it) for a run that
+        cannot resume without it.
     """
     from yoto_tf import pretrained  # pylint: disable=import-outside-toplevel
 
@@ -61,9 +72,26 @@ def load_initial_network(flag_values, architecture_flags) -> tuple[str, object] 
                          f"remove {', '.join(given)}")
     try:
         path = pretrained.resolve_model_path(flag_values.init_from)
+    except (OSError, ValueError) as error:
+        if resume_model is None:
+            raise ValueError(f"--init_from: {error}") from None
+        logging.warning("--init_from: %s; the run resumes from its checkpoints, so it takes the "
+                        "architecture from its own %s instead", error, resume_model)
+        path = resume_model
+    try:
         return path, pretrained.load_network(path)
     except (OSError, ValueError) as error:
         raise ValueError(f"--init_from: {error}") from None
+
+
+def resumable_run_model(model_dir) -> str | None:
+    """``model_dir``'s ``model.keras`` when a ``trainers.core`` run there has a checkpoint to
+    resume from (and has written its model since), else None."""
+    if not model_dir:
+        return None
+    path = os.path.join(model_dir, "model.keras")
+    has_checkpoint = os.path.exists(os.path.join(model_dir, "checkpoints", "checkpoint"))
+    return path if has_checkpoint and os.path.exists(path) else None
 
 
 def run_app(main, module_name: str, **kwargs) -> None:

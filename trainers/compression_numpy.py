@@ -109,7 +109,8 @@ def _network(model_path: str):
     from yoto_tf.compression import model as model_lib  # pylint: disable=import-outside-toplevel
     from yoto_tf.compression import widening  # pylint: disable=import-outside-toplevel
 
-    initial = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS)  # checks the flags even when resuming
+    initial = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS,  # checks the flags even when resuming
+                                       resume_model=model_path)
     if model_path:
         return pretrained.load_network(model_path)
     if initial:

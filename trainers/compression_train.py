@@ -186,7 +186,8 @@ def _initial_network():
     """``(path, network)`` of --init_from's verified file (None if unset); checks that no
     architecture flag is given beside it and that it is a compression model."""
     try:
-        loaded = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS)
+        loaded = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS,
+                                          resume_model=cli.resumable_run_model(FLAGS.model_dir))
     except ValueError as err:
         raise cli.CommandError(str(err)) from None
     if loaded is None:

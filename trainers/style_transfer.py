@@ -147,7 +147,8 @@ def initial_network_path(num_styles: int) -> str | None:
       ValueError: architecture flags beside it, an unreadable or non-style model, or a
         number of paintings other than --style_images'.
     """
-    loaded = cli.load_initial_network(FLAGS, ("width_multiplier", "conditioning_units"))
+    loaded = cli.load_initial_network(FLAGS, ("width_multiplier", "conditioning_units"),
+                                      resume_model=cli.resumable_run_model(FLAGS.model_dir))
     if loaded is None:
         return None
     path, network = loaded
