@@ -3,7 +3,6 @@ the same way everywhere."""
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import NoReturn
 
@@ -51,7 +50,7 @@ def load_initial_network(flag_values, architecture_flags, resume_model: str | No
     a run directory), or None when the flag is unset.
 
     ``resume_model``: the run's own ``model.keras`` when the run will resume from its
-    checkpoints (see :func:`resumable_run_model`). Such a run needs --init_from's network only
+    checkpoints (see ``trainers.core.resumable_model``). Such a run needs --init_from's network only
     for its architecture: if the name no longer resolves (a shipped model since retired, a
     moved file), ``resume_model`` (the same architecture) is used instead, with a warning, so
     the run stays resumable.
@@ -82,16 +81,6 @@ def load_initial_network(flag_values, architecture_flags, resume_model: str | No
         return path, pretrained.load_network(path)
     except (OSError, ValueError) as error:
         raise ValueError(f"--init_from: {error}") from None
-
-
-def resumable_run_model(model_dir) -> str | None:
-    """``model_dir``'s ``model.keras`` when a ``trainers.core`` run there has a checkpoint to
-    resume from (and has written its model since), else None."""
-    if not model_dir:
-        return None
-    path = os.path.join(model_dir, "model.keras")
-    has_checkpoint = os.path.exists(os.path.join(model_dir, "checkpoints", "checkpoint"))
-    return path if has_checkpoint and os.path.exists(path) else None
 
 
 def run_app(main, module_name: str, **kwargs) -> None:

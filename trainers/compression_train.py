@@ -185,9 +185,11 @@ def _widened(network):
 def _initial_network():
     """``(path, network)`` of --init_from's verified file (None if unset); checks that no
     architecture flag is given beside it and that it is a compression model."""
+    from trainers import core  # pylint: disable=import-outside-toplevel
+
     try:
         loaded = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS,
-                                          resume_model=cli.resumable_run_model(FLAGS.model_dir))
+                                          resume_model=core.resumable_model(FLAGS.model_dir))
     except ValueError as err:
         raise cli.CommandError(str(err)) from None
     if loaded is None:

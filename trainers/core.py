@@ -39,6 +39,11 @@ from yoto_tf.files import write_json_atomically
 from yoto_tf.model_files import save_model
 from yoto_tf.training import LossConditionalModel
 
+MODEL_FILE = "model.keras"
+"""The trained network, in ``--model_dir`` (also written at every checkpoint)."""
+CHECKPOINT_DIR = "checkpoints"
+"""The tf.train checkpoints (model and optimizer state), under ``--model_dir``."""
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Directory for checkpoints, TensorBoard logs and the final model.")
@@ -298,11 +303,11 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
         optimizer.build(model.trainable_variables)
 
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    checkpoint_dir = os.path.join(cfg.model_dir, "checkpoints")
+    checkpoint_dir = os.path.join(cfg.model_dir, CHECKPOINT_DIR)
     if not chief:  # Non-chief workers must save too (collectives), but somewhere private.
         checkpoint_dir = tempfile.mkdtemp(prefix="yoto_worker_ckpt_")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=cfg.keep_checkpoints)
-    latest = tf.train.latest_checkpoint(os.path.join(cfg.model_dir, "checkpoints"))
+    latest = tf.train.latest_checkpoint(os.path.join(cfg.model_dir, CHECKPOINT_DIR))
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
         logging.info("Resumed from %s (step %d).", latest, int(optimizer.iterations.numpy()))
@@ -343,10 +348,20 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
     return model
 
 
+def resumable_model(model_dir) -> str | None:
+    """``model_dir``'s model file when a run there has a checkpoint to resume from (and has
+    written its model since), else None."""
+    if not model_dir:
+        return None
+    path = os.path.join(model_dir, MODEL_FILE)
+    has_checkpoint = os.path.exists(os.path.join(model_dir, CHECKPOINT_DIR, "checkpoint"))
+    return path if has_checkpoint and os.path.exists(path) else None
+
+
 def _write_model(task: TrainTask, model: LossConditionalModel, cfg: TrainConfig, chief: bool) -> None:
     """``model_dir/model.keras`` (atomically) and the task's export, on the chief."""
     if chief:
-        path = os.path.join(cfg.model_dir, "model.keras")
+        path = os.path.join(cfg.model_dir, MODEL_FILE)
         save_model(model.saved_network(), path, info=task.model_info)
         logging.info("Wrote %s", path)
         if task.export is not None:

@@ -148,7 +148,7 @@ def initial_network_path(num_styles: int) -> str | None:
         number of paintings other than --style_images'.
     """
     loaded = cli.load_initial_network(FLAGS, ("width_multiplier", "conditioning_units"),
-                                      resume_model=cli.resumable_run_model(FLAGS.model_dir))
+                                      resume_model=core.resumable_model(FLAGS.model_dir))
     if loaded is None:
         return None
     path, network = loaded

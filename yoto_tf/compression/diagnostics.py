@@ -13,7 +13,8 @@
   a non-zero symbol at more than ``USED_CHANNEL_SHARE`` of the positions (pooled over the
   images). Training often leaves channels whose symbols are all 0 at every lambda (their y
   stays near the predicted mean); if the count does not grow with lambda, the model does
-  not spend its extra bits on more channels, and a wider latent would stay unused too;
+  not spend its extra bits on more channels (unused channels suggest, without proving,
+  that a wider latent would not help either);
 * ``psnr_optimized_latents`` (with ``latent_steps`` > 0): the synthesis applied to latents
   optimized for that image's MSE alone (Adam from the encoder's y, no rate, no
   quantization): the decoder's ceiling. If it is barely above ``psnr_unquantized``, neither
