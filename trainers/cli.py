@@ -50,7 +50,7 @@ def load_initial_network(flag_values, architecture_flags, resume_model: str | No
     a run directory), or None when the flag is unset.
 
     ``resume_model``: the run's own ``model.keras`` when the run will resume from its
-    checkpoints (see ``trainers.core.resumable_model``). Such a run needs --init_from's network only
+    checkpoints (see ``trainers.run_files.resumable_model``). Such a run needs --init_from's network only
     for its architecture: if the name no longer resolves (a shipped model since retired, a
     moved file), ``resume_model`` (the same architecture) is used instead, with a warning, so
     the run stays resumable.

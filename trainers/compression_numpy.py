@@ -40,6 +40,9 @@ flags.DEFINE_integer("num_latent", 128, "M of a new network.", lower_bound=1)
 flags.DEFINE_integer("synthesis_filters", None, "Synthesis width of a new network (default --num_filters); "
                      "with --init_from, widen its synthesis to this many channels, keeping what it computes.",
                      lower_bound=1)
+flags.DEFINE_integer("channel_slices", None, "Code the latent in this many slices with a channel context "
+                     "(yoto_tf/compression/model.py; default 0: none); with --init_from, add one to that "
+                     "network, starting from what it computes.", lower_bound=2)
 flags.DEFINE_integer("steps", 1000, "Total steps (a resumed run continues to this step).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 8, "Crops per step.", lower_bound=1)
 flags.DEFINE_integer("patch_size", 256, "Crop side (a multiple of 64).", lower_bound=64)
@@ -59,7 +62,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the crops, the lambda draws and a new n
 MODEL_FILE, CHECKPOINT_FILE = "model.keras", "checkpoint.npz"
 ARCHITECTURE_FLAGS = ("num_filters", "num_latent")
 """What a new network takes: not allowed beside --init_from."""
-RUN_FLAGS = ("images", "init_from", "num_filters", "num_latent", "synthesis_filters", "steps", "batch_size",
+RUN_FLAGS = ("images", "init_from", "num_filters", "num_latent", "synthesis_filters", "channel_slices", "steps", "batch_size",
              "patch_size", "learning_rate", "learning_rate_drop_step", "clip_norm", "lambda_map_fraction", "seed",
              "conv_compute_dtype")
 """The settings recorded in OUT_DIR/train_config.json."""
@@ -118,12 +121,15 @@ def _network(model_path: str):
         if not isinstance(network, model_lib.CompressionNetwork):
             raise ValueError(f"--init_from: {path} holds a {type(network).__name__}, not a compression model")
         logging.info("Starting from %s.", path)
-        if FLAGS.synthesis_filters is None or FLAGS.synthesis_filters == network.synthesis_filters:
-            return network
-        return widening.widen_synthesis(network, FLAGS.synthesis_filters)  # ValueError names the widths
+        if FLAGS.synthesis_filters is not None and FLAGS.synthesis_filters != network.synthesis_filters:
+            network = widening.widen_synthesis(network, FLAGS.synthesis_filters)  # ValueError names the widths
+        if FLAGS.channel_slices is not None and FLAGS.channel_slices != network.channel_slices:
+            network = widening.add_channel_context(network, FLAGS.channel_slices)  # ValueError says why not
+        return network
     return model_lib.build_network(num_filters=FLAGS.num_filters, num_latent=FLAGS.num_latent,
                                    seed=FLAGS.seed, mean_scale=True, mixed_quantization=True,
-                                   synthesis_filters=FLAGS.synthesis_filters)
+                                   synthesis_filters=FLAGS.synthesis_filters,
+                                   channel_slices=FLAGS.channel_slices or 0)
 
 
 def _restore(network, optimizer, path: str) -> None:

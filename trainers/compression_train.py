@@ -9,7 +9,7 @@ import os
 import numpy as np
 from absl import flags, logging
 
-from trainers import cli
+from trainers import cli, run_files
 from yoto_tf import data, pretrained
 from yoto_tf.files import write_json_atomically
 from yoto_tf.images import load_image
@@ -26,7 +26,7 @@ TRAIN_FLAGS = ("train_data", "patch_size", "lambda_range", "fixed_lambda", "num_
                "num_latent", "conditioning_units", "clip_norm", "geometric_mean_weights",
                "learning_rate_drop_step", "learning_rate_drop_factor", "mean_scale",
                "mixed_quantization", "lambda_map_fraction", "init_from", "synthesis_filters",
-               "conv_compute_dtype")
+               "channel_slices", "conv_compute_dtype")
 """The train command's own settings, recorded in train_config.json."""
 
 ARCHITECTURE_FLAGS = ("lambda_range", "fixed_lambda", "num_filters", "num_latent", "conditioning_units",
@@ -71,6 +71,11 @@ def define_flags() -> None:
                          "With --init_from: widen that network's synthesis to this many channels, keeping "
                          "what it computes (yoto_tf/compression/widening.py), before training.",
                          lower_bound=1)
+    flags.DEFINE_integer("channel_slices", None,
+                         "Code the latent in this many slices with a channel context (Minnen & Singh "
+                         "2020; needs --mean_scale; default 0: none). With --init_from: add one to that "
+                         "network, starting from what it computes (yoto_tf/compression/widening.py).",
+                         lower_bound=0)
     flags.DEFINE_enum("conv_compute_dtype", "float32", list(precision.COMPUTE_DTYPES),
                       "Compute the convs between feature maps in bfloat16 (mixed precision: float32 "
                       "weights; training steps 1.5-1.7 times as fast on a 2-core CPU with AVX512_BF16) "
@@ -101,13 +106,16 @@ def make_task() -> core.TrainTask:
         data.list_image_paths(source)
 
     init_path, initial_network = _initial_network() or (None, None)
+    if init_path is None and FLAGS.channel_slices:
+        _check_channel_slices(FLAGS.mean_scale, FLAGS.num_latent, "the new network")
 
     def build_model():
         if init_path is not None:
-            network = _widened(pretrained.load_network(init_path))
-            logging.info("Starting from %s (N/M %d/%d, synthesis %d, mean_scale %s, lambda range %s).",
-                         init_path, network.num_filters, network.num_latent, network.synthesis_filters,
-                         network.mean_scale, network.loss_space.coefficient("distortion"))
+            network = _grown(pretrained.load_network(init_path))
+            logging.info("Starting from %s (N/M %d/%d, synthesis %d, mean_scale %s, channel slices %d, "
+                         "lambda range %s).", init_path, network.num_filters, network.num_latent,
+                         network.synthesis_filters, network.mean_scale, network.channel_slices,
+                         network.loss_space.coefficient("distortion"))
             model = training_lib.CompressionTrainingModel(
                 network, seed=FLAGS.seed, geometric_mean_weights=FLAGS.geometric_mean_weights,
                 lambda_map_fraction=FLAGS.lambda_map_fraction)
@@ -118,7 +126,8 @@ def make_task() -> core.TrainTask:
                                              mean_scale=FLAGS.mean_scale,
                                              mixed_quantization=FLAGS.mixed_quantization,
                                              lambda_map_fraction=FLAGS.lambda_map_fraction,
-                                             synthesis_filters=FLAGS.synthesis_filters)
+                                             synthesis_filters=FLAGS.synthesis_filters,
+                                             channel_slices=FLAGS.channel_slices or 0)
         precision.set_conv_compute_dtype(model.network, FLAGS.conv_compute_dtype)
         warning = precision.emulation_warning(FLAGS.conv_compute_dtype)
         if warning:
@@ -171,25 +180,35 @@ def _architecture_settings(network) -> dict:
         "mean_scale": network.mean_scale,
         "mixed_quantization": network.mixed_quantization,
         "synthesis_filters": FLAGS.synthesis_filters or network.synthesis_filters,  # never narrower
+        "channel_slices": FLAGS.channel_slices or network.channel_slices,
     }
 
 
-def _widened(network):
-    """``network`` with its synthesis widened to --synthesis_filters (unchanged if unset;
-    the width was checked by :func:`_initial_network`)."""
-    if FLAGS.synthesis_filters is None or FLAGS.synthesis_filters == network.synthesis_filters:
-        return network
-    return widening.widen_synthesis(network, FLAGS.synthesis_filters)
+def _grown(network):
+    """``network`` with its synthesis widened to --synthesis_filters and a channel context of
+    --channel_slices added (each unchanged if unset or already so; both checked by
+    :func:`_initial_network`)."""
+    if FLAGS.synthesis_filters is not None and FLAGS.synthesis_filters != network.synthesis_filters:
+        network = widening.widen_synthesis(network, FLAGS.synthesis_filters)
+    if FLAGS.channel_slices and FLAGS.channel_slices != network.channel_slices:
+        network = widening.add_channel_context(network, FLAGS.channel_slices)
+    return network
+
+
+def _check_channel_slices(mean_scale: bool, num_latent: int, what: str) -> None:
+    if not mean_scale:
+        raise cli.CommandError(f"--channel_slices needs a mean-scale model; {what} is not one (--mean_scale)")
+    if FLAGS.channel_slices < 2 or num_latent % FLAGS.channel_slices:
+        raise cli.CommandError(f"--channel_slices must be at least 2 and divide the {num_latent} latent "
+                               f"channels of {what}, got {FLAGS.channel_slices}")
 
 
 def _initial_network():
     """``(path, network)`` of --init_from's verified file (None if unset); checks that no
     architecture flag is given beside it and that it is a compression model."""
-    from trainers import core  # pylint: disable=import-outside-toplevel
-
     try:
         loaded = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS,
-                                          resume_model=core.resumable_model(FLAGS.model_dir))
+                                          resume_model=run_files.resumable_model(FLAGS.model_dir))
     except ValueError as err:
         raise cli.CommandError(str(err)) from None
     if loaded is None:
@@ -200,6 +219,11 @@ def _initial_network():
     if FLAGS.synthesis_filters is not None and FLAGS.synthesis_filters < network.synthesis_filters:
         raise cli.CommandError(f"--synthesis_filters: the synthesis of {path} has {network.synthesis_filters} "
                            f"channels and can only be widened, not narrowed to {FLAGS.synthesis_filters}")
+    if FLAGS.channel_slices and FLAGS.channel_slices != network.channel_slices:
+        if network.channel_slices:
+            raise cli.CommandError(f"--channel_slices: {path} codes its latent in {network.channel_slices} "
+                                   f"slices; a channel context cannot be changed, only added")
+        _check_channel_slices(network.mean_scale, network.num_latent, path)
     return path, network
 
 

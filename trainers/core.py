@@ -34,15 +34,11 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
+from trainers.run_files import CHECKPOINT_DIR, MODEL_FILE
 from trainers.stopping import StopRequest
 from yoto_tf.files import write_json_atomically
 from yoto_tf.model_files import save_model
 from yoto_tf.training import LossConditionalModel
-
-MODEL_FILE = "model.keras"
-"""The trained network, in ``--model_dir`` (also written at every checkpoint)."""
-CHECKPOINT_DIR = "checkpoints"
-"""The tf.train checkpoints (model and optimizer state), under ``--model_dir``."""
 
 FLAGS = flags.FLAGS
 
@@ -346,16 +342,6 @@ def train(task: TrainTask, cfg: TrainConfig) -> LossConditionalModel:
                 "to continue.", progress.step, stop_request.signal_number)
     _write_model(task, model, cfg, chief)
     return model
-
-
-def resumable_model(model_dir) -> str | None:
-    """``model_dir``'s model file when a run there has a checkpoint to resume from (and has
-    written its model since), else None."""
-    if not model_dir:
-        return None
-    path = os.path.join(model_dir, MODEL_FILE)
-    has_checkpoint = os.path.exists(os.path.join(model_dir, CHECKPOINT_DIR, "checkpoint"))
-    return path if has_checkpoint and os.path.exists(path) else None
 
 
 def _write_model(task: TrainTask, model: LossConditionalModel, cfg: TrainConfig, chief: bool) -> None:

@@ -31,7 +31,7 @@ import os
 import numpy as np
 from absl import flags, logging
 
-from trainers import cli, core
+from trainers import cli, core, run_files
 from yoto_tf import data, pretrained
 from yoto_tf.images import load_image_with_note, save_image
 from yoto_tf.style_transfer import grid, inference
@@ -148,7 +148,7 @@ def initial_network_path(num_styles: int) -> str | None:
         number of paintings other than --style_images'.
     """
     loaded = cli.load_initial_network(FLAGS, ("width_multiplier", "conditioning_units"),
-                                      resume_model=core.resumable_model(FLAGS.model_dir))
+                                      resume_model=run_files.resumable_model(FLAGS.model_dir))
     if loaded is None:
         return None
     path, network = loaded

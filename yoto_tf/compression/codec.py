@@ -31,7 +31,10 @@ a rounding boundary to disagree, where float32 would disagree every few thousand
 The coding tables themselves are integers built once from the weights in float64.
 The mean-scale model's means come from the same float64 pass: they shift the rounding of
 y (the symbols coded are round(y - mean)) and are added back before synthesis, so they
-never choose a table.
+never choose a table. With a channel context (``channel_slices``), y is coded slice after
+slice, and the float64 pass refines each slice's means and indices from the decoded slices
+before it (symbols + means, the same float64 values on both sides); the stream holds the
+slices in that order.
 """
 
 from __future__ import annotations
@@ -168,7 +171,7 @@ class CompressionCodec:
 
     def quantize_latents(self, y, z, lam_vec):
         """Rounds z around the hyperprior medians, and y around its predicted means (0 for
-        the scale hyperprior).
+        the scale hyperprior), slice after slice for a model with a channel context.
 
         Returns:
           (y symbols, z symbols): int64 [1, h, w, M] and [1, h/4, w/4, N].
@@ -177,28 +180,66 @@ class CompressionCodec:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"the analysis transform produced non-finite {name}; the model is broken")
         z_symbols = _round_symbols(z - self._z_medians32)
-        means, _ = self.entropy_parameters(z_symbols, lam_vec)
-        return _round_symbols(y - means.astype(np.float32)), z_symbols
+        y = np.asarray(y, np.float32)
+        y_symbols = self._code_slices(
+            z_symbols, lam_vec,
+            lambda start, stop, means, _: _round_symbols(y[..., start:stop] - means.astype(np.float32)))
+        return y_symbols, z_symbols
 
-    def entropy_parameters(self, z_symbols: np.ndarray, lam_vec: np.ndarray):
+    def entropy_parameters(self, z_symbols: np.ndarray, lam_vec: np.ndarray, y_symbols: np.ndarray | None = None):
         """int64 z symbols [1, h, w, N] -> (means float64 [1, 4h, 4w, M] (zeros for the scale
         hyperprior), int32 scale-table indices [1, 4h, 4w, M]), both computed in float64.
 
-        The last result is kept: encoding and decoding each ask twice for the same symbols.
+        ``y_symbols`` int64 [1, 4h, 4w, M]: needed by a model with a channel context, whose
+        parameters of each slice depend on the slices before it.
+
+        The last result is kept: encoding and decoding each ask more than once for the same symbols.
         """
-        lam_vec = np.asarray(lam_vec)
-        key = (z_symbols.shape, z_symbols.tobytes(), lam_vec.shape, lam_vec.tobytes())
+        if y_symbols is None and self.network.channel_slices:
+            raise ValueError("a model with a channel context needs the y symbols for its entropy parameters")
+        key = self._parameters_key(z_symbols, lam_vec, y_symbols)
         if self._last_entropy_parameters[0] != key:
-            self._last_entropy_parameters = (key, self._compute_entropy_parameters(z_symbols, lam_vec))
+            self._code_slices(z_symbols, lam_vec, lambda start, stop, means, _: (
+                np.zeros(means.shape, np.int64) if y_symbols is None else y_symbols[..., start:stop]))
         return self._last_entropy_parameters[1]
 
-    def _compute_entropy_parameters(self, z_symbols, lam_vec):
-        z_hat = z_symbols.astype(np.float64) + self._hyperprior.medians
+    def _parameters_key(self, z_symbols, lam_vec, y_symbols):
+        lam_vec = np.asarray(lam_vec)
+        y_key = y_symbols.tobytes() if self.network.channel_slices else None
+        return (z_symbols.shape, z_symbols.tobytes(), lam_vec.shape, lam_vec.tobytes(), y_key)
+
+    def _code_slices(self, z_symbols, lam_vec, slice_symbols) -> np.ndarray:
+        """The float64 walk over y's slices (``CompressionNetwork.code_slices``), as encoder
+        and decoder both do it.
+
+        Args:
+          slice_symbols: ``slice_symbols(start, stop, means, indices) -> int64 symbols``
+            [1, h, w, S] of channels [start, stop), given their float64 means and int32
+            scale-table indices (round y around the means; or decode the stream).
+
+        Returns:
+          the y symbols int64 [1, h, w, M]; the means and indices are kept for
+          :meth:`entropy_parameters`.
+        """
         net = self._scale_network
-        out = net.hyper_synthesis((z_hat, net.embed(lam_vec[None])))
-        means, raw = (np.asarray(out[0]), out[1]) if net.mean_scale else (None, out)
-        indices = entropy_models.coding_scale_indices(np.asarray(raw))
-        return (np.zeros(indices.shape) if means is None else means), indices
+        emb = net.embed(np.asarray(lam_vec)[None])
+        out = net.hyper_synthesis((z_symbols.astype(np.float64) + self._hyperprior.medians, emb))
+        hyper_mean, hyper_raw_index = out if net.mean_scale else (None, out)
+        symbols, means, indices = [], [], []
+
+        def code_slice(start, stop, mean, raw_index):
+            raw_index = np.asarray(raw_index)
+            mean = np.zeros(raw_index.shape) if mean is None else np.asarray(mean, np.float64)
+            index = entropy_models.coding_scale_indices(raw_index)
+            symbols.append(np.asarray(slice_symbols(start, stop, mean, index), np.int64))
+            means.append(mean)
+            indices.append(index)
+            return symbols[-1].astype(np.float64) + mean
+
+        net.code_slices(hyper_mean, hyper_raw_index, emb, code_slice)
+        y_symbols, mean, index = (np.concatenate(parts, axis=-1) for parts in (symbols, means, indices))
+        self._last_entropy_parameters = (self._parameters_key(z_symbols, lam_vec, y_symbols), (mean, index))
+        return y_symbols
 
     def synthesize(self, y_symbols, z_symbols, lam_vec, height: int, width: int) -> np.ndarray:
         """int64 y and z symbols -> the uint8 [height, width, 3] reconstruction (y_hat =
@@ -206,20 +247,29 @@ class CompressionCodec:
         emb = self.network.embed(lam_vec[None])
         y_hat = y_symbols.astype(np.float32)
         if self.network.mean_scale:
-            y_hat = y_hat + self.entropy_parameters(z_symbols, lam_vec)[0].astype(np.float32)
+            y_hat = y_hat + self.entropy_parameters(z_symbols, lam_vec, y_symbols)[0].astype(np.float32)
         x_hat = np.asarray(self.network.synthesis((y_hat, emb)))[0]
         x_hat = x_hat[:height, :width]
         return np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
 
     def estimated_bits(self, y_symbols, z_symbols, lam_vec) -> float:
         """The model's rate for these symbols: -sum log2 likelihood (float32 model)."""
-        emb = self.network.embed(lam_vec[None])
+        network = self.network
+        emb = network.embed(lam_vec[None])
         z_hat = z_symbols.astype(np.float32) + self._z_medians32
-        _, index = self.network.entropy_parameters(z_hat, emb)
-        scale = entropy_models.scale_from_index(index)
-        y_lik = entropy_models.gaussian_likelihood(y_symbols.astype(np.float32), scale)
-        z_lik = self.network.hyperprior(z_hat)
-        return float(-np.log2(np.asarray(y_lik, np.float64)).sum() - np.log2(np.asarray(z_lik, np.float64)).sum())
+        out = network.hyper_synthesis((z_hat, emb))
+        hyper_mean, hyper_raw_index = out if network.mean_scale else (None, out)
+        symbols = y_symbols.astype(np.float32)
+        bits = [-np.log2(np.asarray(network.hyperprior(z_hat), np.float64)).sum()]
+
+        def code_slice(start, stop, mean, raw_index):
+            scale = entropy_models.scale_from_index(entropy_models.bound_scale_index(raw_index))
+            likelihood = entropy_models.gaussian_likelihood(symbols[..., start:stop], scale)
+            bits.append(-np.log2(np.asarray(likelihood, np.float64)).sum())
+            return symbols[..., start:stop] if mean is None else symbols[..., start:stop] + mean
+
+        network.code_slices(hyper_mean, hyper_raw_index, emb, code_slice)
+        return float(sum(bits))
 
     # ------------------------------------------------------------------ coding
     def encode(self, y_symbols, z_symbols, lam_vec, height, width, qmap=None) -> bytes:
@@ -227,10 +277,10 @@ class CompressionCodec:
         conditioning map) the file is a version-2 container whose third payload is the map
         and whose header lambda is the map's lowest."""
         z_ids = np.broadcast_to(np.arange(z_symbols.shape[-1]), z_symbols.shape)
-        _, y_ids = self.entropy_parameters(z_symbols, lam_vec)
-        stream, escapes = ans_coder.encode([
-            (z_symbols, z_ids, self._hyperprior.tables),
-            (y_symbols, y_ids, self._latent_tables),
+        _, y_ids = self.entropy_parameters(z_symbols, lam_vec, y_symbols)
+        stream, escapes = ans_coder.encode([(z_symbols, z_ids, self._hyperprior.tables)] + [
+            (y_symbols[..., start:stop], y_ids[..., start:stop], self._latent_tables)
+            for start, stop in self.network.latent_slices()  # the order the decoder needs them in
         ])
         payloads, header_lam, version = (stream, ans_coder.write_varints(escapes)), lam_vec, container.FORMAT_VERSION
         if qmap is not None:
@@ -273,7 +323,8 @@ class CompressionCodec:
         z_shape = (1, ph // PAD_MULTIPLE, pw // PAD_MULTIPLE, n)
         stream = ans_coder.StreamDecoder(*parsed.payloads[:2])
         z_symbols = stream.decode(np.broadcast_to(np.arange(n), z_shape), self._hyperprior.tables)
-        y_symbols = stream.decode(self.entropy_parameters(z_symbols, lam_vec)[1], self._latent_tables)
+        y_symbols = self._code_slices(
+            z_symbols, lam_vec, lambda start, stop, means, indices: stream.decode(indices, self._latent_tables))
         stream.finish()
         return y_symbols, z_symbols, lam_vec, height, width
 
@@ -326,6 +377,8 @@ def model_fingerprint(network: CompressionNetwork) -> bytes:
         config.pop("mean_scale", None)
     if config.get("synthesis_filters") == config.get("num_filters"):  # likewise for an unwidened synthesis
         config.pop("synthesis_filters", None)
+    if not config.get("channel_slices"):  # and for a model without a channel context
+        config.pop("channel_slices", None)
     digest.update(json.dumps([config, _CODEC_CONSTANTS], sort_keys=True, default=str).encode())
     for weight in _model_weights(network):
         value = np.ascontiguousarray(np.asarray(weight), dtype="<f4")

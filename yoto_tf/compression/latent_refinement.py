@@ -131,12 +131,20 @@ class LatentRefiner:
         with tf.GradientTape() as tape:
             tape.watch([y, z])
             z_hat = self._relaxed_round(z - self._z_medians, tau, seed) + self._z_medians
-            mean, index = self._network.entropy_parameters(z_hat, emb)
-            centered = y if mean is None else y - mean
-            centered_hat = self._relaxed_round(centered, tau, seed + [0, 1 << 20])
-            y_hat = centered_hat if mean is None else centered_hat + mean
-            scale = entropy_models.scale_from_index(index)
-            bits = (-tf.reduce_sum(tf.math.log(entropy_models.gaussian_likelihood(centered_hat, scale)))
+            out = self._network.hyper_synthesis((z_hat, emb))
+            hyper_mean, hyper_raw_index = out if self._network.mean_scale else (None, out)
+            y_nats = []
+
+            def code_slice(start, stop, mean, raw_index):
+                part = self._network.latent_slice(y, start, stop)
+                centered = part if mean is None else part - mean
+                centered_hat = self._relaxed_round(centered, tau, seed + [start, 1 << 20])
+                scale = entropy_models.scale_from_index(entropy_models.bound_scale_index(raw_index))
+                y_nats.append(-tf.reduce_sum(tf.math.log(entropy_models.gaussian_likelihood(centered_hat, scale))))
+                return centered_hat if mean is None else centered_hat + mean
+
+            y_hat = self._network.code_slices(hyper_mean, hyper_raw_index, emb, code_slice)
+            bits = ((y_nats[0] if len(y_nats) == 1 else tf.add_n(y_nats))
                     - tf.reduce_sum(tf.math.log(self._network.hyperprior(z_hat)))) / math.log(2.0)
             x_hat = self._network.synthesis((y_hat, emb))
             pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)

@@ -10,7 +10,7 @@ Transforms (every conv is followed by FiLM on the shared lambda embedding, YOTO'
 * hyper-synthesis ``h_s``: transposed 5x5 s2 ReLU, 5x5 s2 ReLU, 3x3 s1 -> the continuous
   scale index of every element of y (see ``entropy_models``).
 
-Two options (both off in the original scale hyperprior, whose files keep loading):
+Three options (all off in the original scale hyperprior, whose files keep loading):
 
 * ``mean_scale`` (Minnen et al. 2018 without the autoregressive context): h_a sees y
   itself (not |y|) and h_s (widths N, 3N/2, 2M) predicts a mean mu and a scale for every
@@ -18,6 +18,13 @@ Two options (both off in the original scale hyperprior, whose files keep loading
 * ``mixed_quantization`` (training only): the rate term sees y + uniform noise, the
   synthesis sees round(y - mu) + mu with a straight-through gradient, so the decoder is
   trained on the values it will decode (Minnen & Singh 2020).
+* ``channel_slices`` (S > 0, needs ``mean_scale``; Minnen & Singh 2020's channel-wise
+  context, without latent residual prediction): y's M channels are coded in S slices, and
+  a small network per slice (:class:`SliceContextTransform`) refines the hyper-synthesis's
+  mean and scale of its slice from the decoded slices before it, so the entropy model also
+  uses what y's channels say about each other. Its last conv starts at zero: added to a
+  trained model (``widening.add_channel_context``) it first predicts exactly what the
+  hyperprior does.
 
 lambda: the loss is ``lambda_distortion * 255^2 * MSE + lambda_rate * bpp`` (CompressAI's
 scale; ``rate`` is fixed at 1), so a larger ``distortion`` weight means higher quality and
@@ -211,6 +218,34 @@ class MeanScaleHyperSynthesisTransform(_ConditionedStack):
         return {**super().get_config(), "num_filters": self.num_filters, "num_latent": self.num_latent}
 
 
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class SliceContextTransform(_ConditionedStack):
+    """The channel context of one slice of y: (features [B, h, w, C], embedding) -> offsets
+    [B, h, w, 2 S] of the slice's S means (first half) and S scale indices (second half).
+
+    ``features`` are the slice's hyper-synthesis mean and scale index and the decoded y_hat
+    of every slice before it. Convs 3x3 stride 1 (num_filters, ReLU; num_filters, ReLU;
+    2 S), each followed by FiLM; the last conv's kernel and bias start at zero, so a new
+    context changes nothing until it is trained.
+    """
+
+    def __init__(self, num_filters=64, slice_channels=16, **kwargs):
+        super().__init__(**kwargs)
+        self.num_filters, self.slice_channels = int(num_filters), int(slice_channels)
+        n = self.num_filters
+        self.convs = [
+            _conv(n, 3, 1, "conv_0", self.dtype_policy),
+            _conv(n, 3, 1, "conv_1", self.dtype_policy),
+            keras.layers.Conv2D(2 * self.slice_channels, 3, padding="same", name="conv_2",
+                                dtype=self.dtype_policy, kernel_initializer="zeros"),
+        ]
+        self.activations = [keras.layers.ReLU(dtype=self.dtype_policy) for _ in range(2)] + [None]
+        self._make_films()
+
+    def get_config(self):
+        return {**super().get_config(), "num_filters": self.num_filters, "slice_channels": self.slice_channels}
+
+
 # Registered under its former class name, so model files saved before the rename load.
 @keras.saving.register_keras_serializable(package="yoto_tf", name="CompressionModel")
 class CompressionNetwork(keras.Model):
@@ -228,6 +263,9 @@ class CompressionNetwork(keras.Model):
         docstring); False is the scale hyperprior.
       mixed_quantization: in training, the synthesis sees rounded latents (straight-through
         gradient) while the rate term sees noisy ones; False: noisy latents for both.
+      channel_slices: S > 0 codes y in S slices of M / S channels with a channel context
+        (see the module docstring; needs ``mean_scale`` and M divisible by S); 0: one slice,
+        no context.
 
     Call arguments:
       inputs: a pair ``(x, lam)``: x float32 [B, H, W, 3] in [0, 1] with H, W multiples of
@@ -251,9 +289,16 @@ class CompressionNetwork(keras.Model):
         mean_scale=False,
         mixed_quantization=False,
         synthesis_filters=None,
+        channel_slices=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.channel_slices = int(channel_slices)
+        if self.channel_slices < 0 or (self.channel_slices and (
+                not mean_scale or self.channel_slices < 2 or int(num_latent) % self.channel_slices)):
+            raise ValueError(f"channel_slices must be 0 (no channel context) or at least 2 with "
+                             f"mean_scale=True and dividing num_latent={num_latent}; got "
+                             f"{channel_slices} (mean_scale={mean_scale})")
         self.loss_space = as_loss_space(loss_space or compression_loss_space())
         self.num_filters, self.num_latent = int(num_filters), int(num_latent)
         self.synthesis_filters = int(synthesis_filters or num_filters)
@@ -273,6 +318,11 @@ class CompressionNetwork(keras.Model):
         self.hyperprior = entropy_models.DeepFactorizedDensity(
             num_filters, name="hyperprior", dtype=dtype
         )
+        slice_channels = self.num_latent // max(self.channel_slices, 1)
+        self.channel_context = [
+            SliceContextTransform(num_filters, slice_channels, name=f"channel_context_{i}", dtype=dtype)
+            for i in range(self.channel_slices)
+        ]
         self.noise_seed = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape=None):
@@ -300,23 +350,71 @@ class CompressionNetwork(keras.Model):
             mean, raw_index = None, self.hyper_synthesis((z_hat, emb))
         return mean, entropy_models.bound_scale_index(raw_index)
 
+    def latent_slices(self) -> list[tuple[int, int]]:
+        """The (start, stop) channel ranges of y in coding order: S equal slices, or one
+        range [0, M) without a channel context."""
+        size = self.num_latent // max(self.channel_slices, 1)
+        return [(start, start + size) for start in range(0, self.num_latent, size)]
+
+    def latent_slice(self, y, start, stop):
+        """Channels [start, stop) of y [B, h, w, M]; y itself for the single slice of a model
+        without a channel context (no slicing op: such a model trains bit for bit as it did
+        before slices existed, the gradients summed in the same order)."""
+        return y if (start, stop) == (0, self.num_latent) else y[..., start:stop]
+
+    def code_slices(self, hyper_mean, hyper_raw_index, emb, code_slice):
+        """Walks y's slices in coding order, as encoder and decoder must.
+
+        Args:
+          hyper_mean: the hyper-synthesis means [B, h, w, M] (None for the scale hyperprior).
+          hyper_raw_index: its unbounded scale indices [B, h, w, M].
+          emb: the conditioning embedding (or embedding map).
+          code_slice: ``code_slice(start, stop, mean, raw_index) -> y_hat`` of channels
+            [start, stop): whatever the caller does with the slice (add noise, round and
+            code it, decode it), given its mean and unbounded scale index [B, h, w, S] (the
+            hyperprior's, refined by the channel context from the y_hat of the slices before).
+
+        Returns:
+          y_hat [B, h, w, M]: the slices' results, concatenated.
+        """
+        decoded = []
+        for i, (start, stop) in enumerate(self.latent_slices()):
+            mean = None if hyper_mean is None else hyper_mean[..., start:stop]
+            raw_index = hyper_raw_index[..., start:stop]
+            if self.channel_context:
+                features = [mean, ops.clip(raw_index, 0.0, entropy_models.NUM_SCALES - 1.0)
+                            / float(entropy_models.NUM_SCALES)] + decoded
+                offsets = self.channel_context[i]((ops.concatenate(features, axis=-1), emb))
+                size = stop - start
+                mean, raw_index = mean + offsets[..., :size], raw_index + offsets[..., size:]
+            decoded.append(code_slice(start, stop, mean, raw_index))
+        return decoded[0] if len(decoded) == 1 else ops.concatenate(decoded, axis=-1)
+
     def call(self, inputs, training=False):
         x, lam = inputs
         emb = self.embed(lam)
         y = self.analysis((x, emb))
         z = self.hyper_analysis((self.hyper_input(y), emb))
         z_hat = entropy_models.quantize(z, training, self.noise_seed)
-        mean, index = self.entropy_parameters(z_hat, emb)
-        centered = y if mean is None else y - mean
-        centered_hat = entropy_models.quantize(centered, training, self.noise_seed)
-        y_likelihood = entropy_models.gaussian_likelihood(centered_hat, entropy_models.scale_from_index(index))
-        if training and self.mixed_quantization:
-            centered_hat = entropy_models.straight_through_round(centered)
-        y_hat = centered_hat if mean is None else centered_hat + mean
+        hyper_out = self.hyper_synthesis((z_hat, emb))
+        hyper_mean, hyper_raw_index = hyper_out if self.mean_scale else (None, hyper_out)
+        y_bits = []
+
+        def code_slice(start, stop, mean, raw_index):
+            part = self.latent_slice(y, start, stop)
+            centered = part if mean is None else part - mean
+            centered_hat = entropy_models.quantize(centered, training, self.noise_seed)
+            scale = entropy_models.scale_from_index(entropy_models.bound_scale_index(raw_index))
+            y_bits.append(bits_per_example(entropy_models.gaussian_likelihood(centered_hat, scale)))
+            if training and self.mixed_quantization:
+                centered_hat = entropy_models.straight_through_round(centered)
+            return centered_hat if mean is None else centered_hat + mean
+
+        y_hat = self.code_slices(hyper_mean, hyper_raw_index, emb, code_slice)
         z_likelihood = self.hyperprior(z_hat)
         return {
             "x_hat": self.synthesis((y_hat, emb)),
-            "y_bits": bits_per_example(y_likelihood),
+            "y_bits": y_bits[0] if len(y_bits) == 1 else ops.sum(ops.stack(y_bits), axis=0),
             "z_bits": bits_per_example(z_likelihood),
         }
 
@@ -332,6 +430,7 @@ class CompressionNetwork(keras.Model):
             "mean_scale": self.mean_scale,
             "mixed_quantization": self.mixed_quantization,
             "synthesis_filters": self.synthesis_filters,
+            "channel_slices": self.channel_slices,
         }
 
 
@@ -344,12 +443,13 @@ def build_network(
     mean_scale: bool = False,
     mixed_quantization: bool = False,
     synthesis_filters: int | None = None,
+    channel_slices: int = 0,
 ) -> CompressionNetwork:
     """A new, built :class:`CompressionNetwork` (the conditioned network; see
     ``training.build_model`` for the training wrapper). Arguments as the class's."""
     network = CompressionNetwork(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
                                  mean_scale=mean_scale, mixed_quantization=mixed_quantization,
-                                 synthesis_filters=synthesis_filters)
+                                 synthesis_filters=synthesis_filters, channel_slices=channel_slices)
     network.build()
     return network
 

@@ -133,6 +133,7 @@ def build_model(
     mixed_quantization: bool = False,
     lambda_map_fraction: float = 0.0,
     synthesis_filters: int | None = None,
+    channel_slices: int = 0,
 ) -> CompressionTrainingModel:
     """The uncompiled training model of a new :class:`CompressionNetwork` (the network is its
     ``.network``): what ``trainers.compression`` trains and ``benchmarks.yoto_vs_fixed``
@@ -141,11 +142,12 @@ def build_model(
     Pass ``compression_loss_space(fixed_lambda=lam)`` for a model trained at one lambda;
     ``mean_scale`` and ``mixed_quantization`` are the CompressionNetwork options;
     ``lambda_map_fraction`` the share of examples trained with a lambda map;
-    ``synthesis_filters`` the synthesis transform's width (default ``num_filters``).
+    ``synthesis_filters`` the synthesis transform's width (default ``num_filters``);
+    ``channel_slices`` the slices of the channel context (0: none).
     """
     network = build_network(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
                             mean_scale=mean_scale, mixed_quantization=mixed_quantization,
-                            synthesis_filters=synthesis_filters)
+                            synthesis_filters=synthesis_filters, channel_slices=channel_slices)
     return CompressionTrainingModel(network, loss_space=loss_space, seed=seed,
                                     geometric_mean_weights=geometric_mean_weights,
                                     lambda_map_fraction=lambda_map_fraction)

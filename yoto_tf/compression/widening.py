@@ -1,4 +1,6 @@
-"""Function-preserving widening of a trained network's synthesis transform.
+"""Function-preserving growth of a trained network: a wider synthesis transform
+(:func:`widen_synthesis`) and a channel context for its entropy model
+(:func:`add_channel_context`).
 
 Why: the shipped models' diagnosis (``pretrained_models/mean_scale_64.md``, ``probe_compression``)
 found the synthesis transform, not the encoder, the entropy model or quantization, to be
@@ -50,9 +52,7 @@ def widen_synthesis(network: CompressionNetwork, synthesis_filters: int) -> Comp
                          f"asked for {synthesis_filters}")
     wide = CompressionNetwork.from_config({**network.get_config(), "synthesis_filters": int(synthesis_filters)})
     wide.build()
-    for name in ("conditioning", "analysis", "hyper_analysis", "hyper_synthesis", "hyperprior"):
-        for target, source in zip(getattr(wide, name).weights, getattr(network, name).weights):
-            target.assign(np.asarray(source))
+    _copy_layers(network, wide, exclude=("synthesis",))
     old, new = network.synthesis, wide.synthesis
     for i, (old_conv, new_conv) in enumerate(zip(old.convs, new.convs)):
         _embed_transposed_conv(old_conv, new_conv)
@@ -60,6 +60,37 @@ def widen_synthesis(network: CompressionNetwork, synthesis_filters: int) -> Comp
         if old.activations[i] is not None:
             _embed_gdn(old.activations[i], new.activations[i])
     return wide
+
+
+def add_channel_context(network: CompressionNetwork, channel_slices: int) -> CompressionNetwork:
+    """A new, built CompressionNetwork equal to the mean-scale ``network`` plus a channel
+    context of ``channel_slices`` slices (``model.SliceContextTransform``): every weight is
+    copied and each slice's context starts with a zero last conv, so the new network codes
+    exactly as the old one (the same symbols, bits and reconstruction; only the order in
+    which the stream holds y's channels differs) until training uses the context.
+
+    Raises:
+      ValueError: ``network`` has a channel context already, is not a mean-scale model, or
+        ``channel_slices`` does not divide its latent channels.
+    """
+    if network.channel_slices:
+        raise ValueError(f"the network has a channel context already ({network.channel_slices} slices)")
+    grown = CompressionNetwork.from_config({**network.get_config(), "channel_slices": int(channel_slices)})
+    grown.build()
+    _copy_layers(network, grown, exclude=("channel_context",))
+    return grown
+
+
+def _copy_layers(source: CompressionNetwork, target: CompressionNetwork, exclude) -> None:
+    """Copies every weight of ``source``'s transforms into ``target``'s, except those of the
+    attributes named in ``exclude``."""
+    names = ("conditioning", "analysis", "synthesis", "hyper_analysis", "hyper_synthesis", "hyperprior")
+    pairs = [(getattr(target, n), getattr(source, n)) for n in names if n not in exclude]
+    if "channel_context" not in exclude:
+        pairs += list(zip(target.channel_context, source.channel_context))
+    for target_layer, source_layer in pairs:
+        for target_weight, source_weight in zip(target_layer.weights, source_layer.weights, strict=True):
+            target_weight.assign(np.asarray(source_weight))
 
 
 def _embed_transposed_conv(old, new) -> None:
