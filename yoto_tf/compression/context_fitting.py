@@ -11,10 +11,10 @@ y + u under each slice's refined Gaussian, summed per crop; the transforms, the 
 and the conditioning stay as they are. Only the means move, and with them the rounding
 offsets of y_hat = round(y - mean) + mean (on Kodak the PSNR changed by under 0.01 dB).
 
-On ``mean_scale_64_s192_59k`` (8 slices, 4,000 steps of 16 crops of 256x256 from 1,536
-BSDS500 crops), a prototype of this procedure coded Kodak with 3.1 % fewer bits at equal
-PSNR (BD-rate), where the same networks without the earlier slices as input gave
-(see the README, "A channel context").
+On ``mean_scale_64_s192_59k`` (8 slices, 4,000 steps of 16 of 1,536 BSDS500 crops of
+256x256), a prototype of this procedure coded Kodak with 3.1 % fewer bits at equal PSNR
+(BD-rate); the same slice networks without the earlier slices as input saved a tenth as
+much (README, "A channel context").
 
 Tensor shapes: a :class:`LatentSet` holds, for n crops of side P, y float32
 [n, P/16, P/16, M], the hyper-synthesis means and unbounded scale indices of the same shape,
