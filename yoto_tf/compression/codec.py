@@ -263,8 +263,7 @@ class CompressionCodec:
         bits = [-np.log2(np.asarray(network.hyperprior(z_hat), np.float64)).sum()]
 
         def code_slice(start, stop, mean, raw_index):
-            scale = entropy_models.scale_from_index(entropy_models.bound_scale_index(raw_index))
-            likelihood = entropy_models.gaussian_likelihood(symbols[..., start:stop], scale)
+            likelihood = entropy_models.index_likelihood(symbols[..., start:stop], raw_index)
             bits.append(-np.log2(np.asarray(likelihood, np.float64)).sum())
             return symbols[..., start:stop] if mean is None else symbols[..., start:stop] + mean
 

@@ -111,8 +111,7 @@ class ContextFitter:
             else:
                 centered_hat = centered + tf.random.stateless_uniform(
                     tf.shape(centered), noise_seed + [0, start], -0.5, 0.5)
-            scale = entropy_models.scale_from_index(entropy_models.bound_scale_index(raw_index))
-            bits.append(bits_per_example(entropy_models.gaussian_likelihood(centered_hat, scale)))
+            bits.append(bits_per_example(entropy_models.index_likelihood(centered_hat, raw_index)))
             return tf.stop_gradient(tf.round(centered)) + mean  # what the decoder will see
 
         network.code_slices(hyper_mean, hyper_raw_index, emb, code_slice)
@@ -154,8 +153,7 @@ class ContextFitter:
 def hyperprior_bits(y, hyper_mean, hyper_raw_index):
     """Bits per crop [B] of round(y - mean) under the hyperprior's own Gaussians (what the
     network codes without its context)."""
-    scale = entropy_models.scale_from_index(entropy_models.bound_scale_index(hyper_raw_index))
-    return bits_per_example(entropy_models.gaussian_likelihood(tf.round(y - hyper_mean), scale))
+    return bits_per_example(entropy_models.index_likelihood(tf.round(y - hyper_mean), hyper_raw_index))
 
 
 def held_out_rates(fitter: ContextFitter, latents: LatentSet, batch_size: int = 64) -> dict:

@@ -110,6 +110,13 @@ def gaussian_likelihood(y, scale):
     return ops.maximum(upper - lower, LIKELIHOOD_BOUND)
 
 
+def index_likelihood(y, raw_index):
+    """:func:`gaussian_likelihood` of ``y`` with the scale of the unbounded continuous scale
+    index ``raw_index`` (bounded to the table first, with :func:`bound_scale_index`'s
+    gradient): how the network rates a latent. Shapes broadcast."""
+    return gaussian_likelihood(y, scale_from_index(bound_scale_index(raw_index)))
+
+
 def gaussian_pmf_numpy(values: np.ndarray, scale: float) -> np.ndarray:
     """float64 probability of each integer in ``values`` under the quantized N(0, scale^2)."""
     v = np.abs(np.asarray(values, dtype=np.float64))

@@ -139,8 +139,7 @@ class LatentRefiner:
                 part = self._network.latent_slice(y, start, stop)
                 centered = part if mean is None else part - mean
                 centered_hat = self._relaxed_round(centered, tau, seed + [start, 1 << 20])
-                scale = entropy_models.scale_from_index(entropy_models.bound_scale_index(raw_index))
-                y_nats.append(-tf.reduce_sum(tf.math.log(entropy_models.gaussian_likelihood(centered_hat, scale))))
+                y_nats.append(-tf.reduce_sum(tf.math.log(entropy_models.index_likelihood(centered_hat, raw_index))))
                 return centered_hat if mean is None else centered_hat + mean
 
             y_hat = self._network.code_slices(hyper_mean, hyper_raw_index, emb, code_slice)

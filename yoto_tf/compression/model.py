@@ -404,8 +404,7 @@ class CompressionNetwork(keras.Model):
             part = self.latent_slice(y, start, stop)
             centered = part if mean is None else part - mean
             centered_hat = entropy_models.quantize(centered, training, self.noise_seed)
-            scale = entropy_models.scale_from_index(entropy_models.bound_scale_index(raw_index))
-            y_bits.append(bits_per_example(entropy_models.gaussian_likelihood(centered_hat, scale)))
+            y_bits.append(bits_per_example(entropy_models.index_likelihood(centered_hat, raw_index)))
             if training and self.mixed_quantization:
                 centered_hat = entropy_models.straight_through_round(centered)
             return centered_hat if mean is None else centered_hat + mean
