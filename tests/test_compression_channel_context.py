@@ -29,7 +29,7 @@ from yoto_tf.compression import (
 )
 from yoto_tf.compression.codec import CompressionCodec, model_fingerprint
 from yoto_tf.compression.training import CompressionTrainingModel
-from yoto_tf.compression.widening import add_channel_context
+from yoto_tf.compression.widening import add_channel_context, grow
 
 FLAGS = flags.FLAGS
 compression_cli.define_flags()
@@ -136,6 +136,23 @@ def test_bad_channel_slices_are_refused(options, message):
         CompressionNetwork(compression_loss_space(), 16, 24, 16, **{"channel_slices": 2, **options})
 
 
+def test_grow_widens_then_adds_a_context_and_refuses_before_building(image):
+    plain = _mean_scale_network()
+    grown = grow(plain, synthesis_filters=24, channel_slices=3)
+    assert (grown.synthesis_filters, grown.channel_slices) == (24, 3)
+    np.testing.assert_allclose(reconstruct_image(CompressionCodec(grown), image, LAM),
+                               reconstruct_image(CompressionCodec(plain), image, LAM), atol=1.0)
+    assert grow(grown, synthesis_filters=24, channel_slices=3) is grown  # nothing to do
+    with pytest.raises(ValueError, match="codes its latent in 3 slices already; a channel context cannot be changed"):
+        grow(grown, channel_slices=4)
+    with pytest.raises(ValueError, match="can only be widened: it has 24 channels, asked for 16"):
+        grow(grown, synthesis_filters=16, channel_slices=3)
+    scale_only = CompressionNetwork(compression_loss_space(), 16, 24, 16, seed=0)
+    scale_only.build()
+    with pytest.raises(ValueError, match="needs a mean-scale model"):
+        grow(scale_only, synthesis_filters=32, channel_slices=2)  # refused before widening
+
+
 def test_a_network_without_context_keeps_its_fingerprint():
     plain = _mean_scale_network()
     explicit = CompressionNetwork.from_config({**plain.get_config(), "channel_slices": 0})
@@ -170,14 +187,14 @@ def test_train_channel_slices_adds_a_context_to_init_from_and_refuses_what_canno
 
     with pytest.raises(SystemExit):
         _train(model_dir=str(tmp_path / "change"), init_from=str(tmp_path / "context"), channel_slices=4, **common)
-    assert "codes its latent in 2 slices; a channel context cannot be changed" in capsys.readouterr().err
+    assert "codes its latent in 2 slices already; a channel context cannot be changed" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _train(model_dir=str(tmp_path / "scale_only"), channel_slices=2, num_filters=8, num_latent=8, **common)
-    assert "--channel_slices needs a mean-scale model" in capsys.readouterr().err
+    assert "--channel_slices: a channel context (channel_slices=2) needs a mean-scale model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _train(model_dir=str(tmp_path / "odd"), channel_slices=3, mean_scale=True, num_filters=8, num_latent=8,
                **common)
-    assert "must be at least 2 and divide the 8 latent channels" in capsys.readouterr().err
+    assert "at least 2 and dividing num_latent=8, got 3" in capsys.readouterr().err
 
 
 def _crops(count, side=64, seed=0):

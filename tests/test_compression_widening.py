@@ -106,4 +106,4 @@ def test_train_init_from_with_synthesis_filters_widens_then_trains(tmp_path, cap
     assert (config["task"]["synthesis_filters"], config["task"]["num_filters"], config["task"]["num_latent"]) == (16, 8, 8)
     with pytest.raises(SystemExit):
         _train(model_dir=str(tmp_path / "narrow"), init_from=str(tmp_path / "wide"), synthesis_filters=8, **common)
-    assert "has 16 channels and can only be widened, not narrowed to 8" in capsys.readouterr().err
+    assert "can only be widened: it has 16 channels, asked for 8" in capsys.readouterr().err

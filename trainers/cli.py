@@ -44,8 +44,8 @@ def parse_range(flag: str, text, positive: bool = True, allow_equal: bool = Fals
     return low, high
 
 
-def load_initial_network(flag_values, architecture_flags, resume_model: str | None = None
-                         ) -> tuple[str, object] | None:
+def load_initial_network(flag_values, architecture_flags, resume_model: str | None = None,
+                         network_class: type | None = None) -> tuple[str, object] | None:
     """``(path, network)`` of a trainer's ``--init_from`` (a shipped name, a ``.keras`` file or
     a run directory), or None when the flag is unset.
 
@@ -53,12 +53,13 @@ def load_initial_network(flag_values, architecture_flags, resume_model: str | No
     checkpoints (see ``trainers.run_files.resumable_model``). Such a run needs --init_from's network only
     for its architecture: if the name no longer resolves (a shipped model since retired, a
     moved file), ``resume_model`` (the same architecture) is used instead, with a warning, so
-    the run stays resumable.
+    the run stays resumable. ``network_class``: the class the network must be an instance of
+    (None: any).
 
     Raises:
-      ValueError: one of ``architecture_flags`` given beside it (the file fixes them), or a
+      ValueError: one of ``architecture_flags`` given beside it (the file fixes them), a
         model that does not exist or does not load (the message names it) for a run that
-        cannot resume without it.
+        cannot resume without it, or a network of another class than ``network_class``.
     """
     from yoto_tf import pretrained  # pylint: disable=import-outside-toplevel
 
@@ -78,9 +79,12 @@ def load_initial_network(flag_values, architecture_flags, resume_model: str | No
                         "architecture from its own %s instead", error, resume_model)
         path = resume_model
     try:
-        return path, pretrained.load_network(path)
+        network = pretrained.load_network(path)
     except (OSError, ValueError) as error:
         raise ValueError(f"--init_from: {error}") from None
+    if network_class is not None and not isinstance(network, network_class):
+        raise ValueError(f"--init_from: {path} holds a {type(network).__name__}, not a {network_class.__name__}")
+    return path, network
 
 
 def run_app(main, module_name: str, **kwargs) -> None:

@@ -113,19 +113,16 @@ def _network(model_path: str):
     from yoto_tf.compression import widening  # pylint: disable=import-outside-toplevel
 
     initial = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS,  # checks the flags even when resuming
-                                       resume_model=model_path)
+                                       resume_model=model_path, network_class=model_lib.CompressionNetwork)
     if model_path:
         return pretrained.load_network(model_path)
     if initial:
         path, network = initial
-        if not isinstance(network, model_lib.CompressionNetwork):
-            raise ValueError(f"--init_from: {path} holds a {type(network).__name__}, not a compression model")
         logging.info("Starting from %s.", path)
-        if FLAGS.synthesis_filters is not None and FLAGS.synthesis_filters != network.synthesis_filters:
-            network = widening.widen_synthesis(network, FLAGS.synthesis_filters)  # ValueError names the widths
-        if FLAGS.channel_slices is not None and FLAGS.channel_slices != network.channel_slices:
-            network = widening.add_channel_context(network, FLAGS.channel_slices)  # ValueError says why not
-        return network
+        try:
+            return widening.grow(network, FLAGS.synthesis_filters, FLAGS.channel_slices)
+        except ValueError as err:
+            raise ValueError(f"--init_from {path}: {err}") from None
     return model_lib.build_network(num_filters=FLAGS.num_filters, num_latent=FLAGS.num_latent,
                                    seed=FLAGS.seed, mean_scale=True, mixed_quantization=True,
                                    synthesis_filters=FLAGS.synthesis_filters,

@@ -106,12 +106,15 @@ def make_task() -> core.TrainTask:
         data.list_image_paths(source)
 
     init_path, initial_network = _initial_network() or (None, None)
-    if init_path is None and FLAGS.channel_slices:
-        _check_channel_slices(FLAGS.mean_scale, FLAGS.num_latent, "the new network")
+    if init_path is None:
+        try:
+            model_lib.check_channel_slices(FLAGS.channel_slices or 0, FLAGS.mean_scale, FLAGS.num_latent)
+        except ValueError as err:
+            raise cli.CommandError(f"--channel_slices: {err}") from None
 
     def build_model():
         if init_path is not None:
-            network = _grown(pretrained.load_network(init_path))
+            network = widening.grow(pretrained.load_network(init_path), FLAGS.synthesis_filters, FLAGS.channel_slices)
             logging.info("Starting from %s (N/M %d/%d, synthesis %d, mean_scale %s, channel slices %d, "
                          "lambda range %s).", init_path, network.num_filters, network.num_latent,
                          network.synthesis_filters, network.mean_scale, network.channel_slices,
@@ -184,47 +187,22 @@ def _architecture_settings(network) -> dict:
     }
 
 
-def _grown(network):
-    """``network`` with its synthesis widened to --synthesis_filters and a channel context of
-    --channel_slices added (each unchanged if unset or already so; both checked by
-    :func:`_initial_network`)."""
-    if FLAGS.synthesis_filters is not None and FLAGS.synthesis_filters != network.synthesis_filters:
-        network = widening.widen_synthesis(network, FLAGS.synthesis_filters)
-    if FLAGS.channel_slices and FLAGS.channel_slices != network.channel_slices:
-        network = widening.add_channel_context(network, FLAGS.channel_slices)
-    return network
-
-
-def _check_channel_slices(mean_scale: bool, num_latent: int, what: str) -> None:
-    if not mean_scale:
-        raise cli.CommandError(f"--channel_slices needs a mean-scale model; {what} is not one (--mean_scale)")
-    if FLAGS.channel_slices < 2 or num_latent % FLAGS.channel_slices:
-        raise cli.CommandError(f"--channel_slices must be at least 2 and divide the {num_latent} latent "
-                               f"channels of {what}, got {FLAGS.channel_slices}")
-
-
 def _initial_network():
     """``(path, network)`` of --init_from's verified file (None if unset); checks that no
-    architecture flag is given beside it and that it is a compression model."""
+    architecture flag is given beside it, that it is a compression model, and that it can
+    grow to --synthesis_filters and --channel_slices."""
     try:
         loaded = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS,
-                                          resume_model=run_files.resumable_model(FLAGS.model_dir))
+                                          resume_model=run_files.resumable_model(FLAGS.model_dir),
+                                          network_class=model_lib.CompressionNetwork)
     except ValueError as err:
         raise cli.CommandError(str(err)) from None
-    if loaded is None:
-        return None
-    path, network = loaded
-    if not isinstance(network, model_lib.CompressionNetwork):
-        raise cli.CommandError(f"--init_from: {path} holds a {type(network).__name__}, not a compression model")
-    if FLAGS.synthesis_filters is not None and FLAGS.synthesis_filters < network.synthesis_filters:
-        raise cli.CommandError(f"--synthesis_filters: the synthesis of {path} has {network.synthesis_filters} "
-                           f"channels and can only be widened, not narrowed to {FLAGS.synthesis_filters}")
-    if FLAGS.channel_slices and FLAGS.channel_slices != network.channel_slices:
-        if network.channel_slices:
-            raise cli.CommandError(f"--channel_slices: {path} codes its latent in {network.channel_slices} "
-                                   f"slices; a channel context cannot be changed, only added")
-        _check_channel_slices(network.mean_scale, network.num_latent, path)
-    return path, network
+    if loaded is not None:
+        try:
+            widening.check_growth(loaded[1], FLAGS.synthesis_filters, FLAGS.channel_slices)
+        except ValueError as err:
+            raise cli.CommandError(f"--init_from {loaded[0]}: {err}") from None
+    return loaded
 
 
 def evaluation_summaries(network, batch, space):

@@ -52,19 +52,18 @@ def _network(resume_model: str | None):
     a context added."""
     from yoto_tf import pretrained  # pylint: disable=import-outside-toplevel
     from yoto_tf.compression.model import CompressionNetwork  # pylint: disable=import-outside-toplevel
-    from yoto_tf.compression.widening import add_channel_context  # pylint: disable=import-outside-toplevel
+    from yoto_tf.compression.widening import grow  # pylint: disable=import-outside-toplevel
 
-    network = pretrained.load_network(resume_model or FLAGS.init_from)
+    source = resume_model or FLAGS.init_from
+    network = pretrained.load_network(source)
     if not isinstance(network, CompressionNetwork):
-        raise ValueError(f"--init_from: {FLAGS.init_from} holds a {type(network).__name__}, not a compression model")
-    if network.channel_slices:
-        if FLAGS.channel_slices not in (None, network.channel_slices):
-            raise ValueError(f"--channel_slices: the model codes its latent in {network.channel_slices} slices; "
-                             "a channel context cannot be changed")
-        return network
-    if FLAGS.channel_slices is None:
-        raise ValueError(f"--init_from: {FLAGS.init_from} has no channel context; give --channel_slices")
-    return add_channel_context(network, FLAGS.channel_slices)
+        raise ValueError(f"--init_from: {source} holds a {type(network).__name__}, not a CompressionNetwork")
+    if not (network.channel_slices or FLAGS.channel_slices):
+        raise ValueError(f"--init_from: {source} has no channel context; give --channel_slices")
+    try:
+        return grow(network, channel_slices=FLAGS.channel_slices)
+    except ValueError as err:
+        raise ValueError(f"--channel_slices: {source}: {err}") from None
 
 
 def _latents(network, count: int, seed: int):
@@ -76,9 +75,9 @@ def _latents(network, count: int, seed: int):
         network, (b.numpy() for b in batches.take(-(-count // COLLECT_BATCH))), seed=seed)
 
 
-def fit(stop: StopRequest) -> tuple[int, dict]:
-    """Fits to --steps, or until ``stop`` holds a signal; returns the step reached and the
-    held-out rates."""
+def fit(stop: StopRequest) -> tuple[int, str, dict]:
+    """Fits to --steps, or until ``stop`` holds a signal; returns the step reached, the path
+    of the model.keras that holds it, and the held-out rates."""
     import keras  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from yoto_tf.compression import context_fitting  # pylint: disable=import-outside-toplevel
@@ -117,7 +116,7 @@ def fit(stop: StopRequest) -> tuple[int, dict]:
     step = fitter.fit(latents, FLAGS.steps, FLAGS.batch_size, on_step)
     if stop.signal_number is None:
         save(step)
-    return step, context_fitting.held_out_rates(fitter, held_out)
+    return step, model_path, context_fitting.held_out_rates(fitter, held_out)
 
 
 def main(argv):
@@ -127,10 +126,9 @@ def main(argv):
         raise app.UsageError("--init_from and --out_dir are required")
     try:
         with StopRequest() as stop:
-            step, rates = fit(stop)
+            step, model_path, rates = fit(stop)
     except (OSError, ValueError) as error:
         cli.fail("fit_channel_context", error)
-    model_path = os.path.join(FLAGS.out_dir, run_files.MODEL_FILE)
     if stop.signal_number is not None and step < FLAGS.steps:
         logging.warning("%s stopped fitting at step %d of %d: the checkpoint and %s hold that step; run the "
                         "same command to continue.", stop.signal_name, step, FLAGS.steps, model_path)

@@ -61,6 +61,20 @@ def compression_loss_space(lambda_range=DEFAULT_LAMBDA_RANGE, fixed_lambda=None)
     return LossSpace([distortion, Coefficient.fixed("rate", 1.0)])
 
 
+def check_channel_slices(channel_slices: int, mean_scale: bool, num_latent: int) -> None:
+    """Raises ValueError unless ``channel_slices`` is 0 (no channel context) or a slice count
+    a network with ``num_latent`` latent channels can code in: at least 2, dividing
+    ``num_latent``, with ``mean_scale`` (the context refines the hyperprior's means)."""
+    if not channel_slices:
+        return
+    if channel_slices < 2 or num_latent % channel_slices:
+        raise ValueError(f"channel_slices must be 0 (no channel context) or at least 2 and dividing "
+                         f"num_latent={num_latent}, got {channel_slices}")
+    if not mean_scale:
+        raise ValueError(f"a channel context (channel_slices={channel_slices}) needs a mean-scale "
+                         f"model (mean_scale=True)")
+
+
 class _ConditionedStack(keras.layers.Layer):
     """Convs, each followed by FiLM on the embedding, then an optional nonlinearity.
 
@@ -294,11 +308,7 @@ class CompressionNetwork(keras.Model):
     ):
         super().__init__(**kwargs)
         self.channel_slices = int(channel_slices)
-        if self.channel_slices < 0 or (self.channel_slices and (
-                not mean_scale or self.channel_slices < 2 or int(num_latent) % self.channel_slices)):
-            raise ValueError(f"channel_slices must be 0 (no channel context) or at least 2 with "
-                             f"mean_scale=True and dividing num_latent={num_latent}; got "
-                             f"{channel_slices} (mean_scale={mean_scale})")
+        check_channel_slices(self.channel_slices, mean_scale, int(num_latent))
         self.loss_space = as_loss_space(loss_space or compression_loss_space())
         self.num_filters, self.num_latent = int(num_filters), int(num_latent)
         self.synthesis_filters = int(synthesis_filters or num_filters)

@@ -29,7 +29,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from yoto_tf.compression.model import CompressionNetwork
+from yoto_tf.compression.model import CompressionNetwork, check_channel_slices
+
+
+def grow(network: CompressionNetwork, synthesis_filters: int | None = None,
+         channel_slices: int | None = None) -> CompressionNetwork:
+    """``network`` with its synthesis widened to ``synthesis_filters`` (:func:`widen_synthesis`)
+    and then a channel context of ``channel_slices`` added (:func:`add_channel_context`);
+    each step is skipped when its value is None or 0 or what ``network`` has already.
+
+    Raises:
+      ValueError: :func:`check_growth`'s, before anything is built.
+    """
+    check_growth(network, synthesis_filters, channel_slices)
+    if synthesis_filters and synthesis_filters != network.synthesis_filters:
+        network = widen_synthesis(network, synthesis_filters)
+    if channel_slices and channel_slices != network.channel_slices:
+        network = add_channel_context(network, channel_slices)
+    return network
+
+
+def check_growth(network: CompressionNetwork, synthesis_filters: int | None = None,
+                 channel_slices: int | None = None) -> None:
+    """Raises ValueError naming why :func:`grow` cannot give ``network`` these values: a
+    narrower synthesis, another number of context slices than it has, or slices its latent
+    cannot be coded in (``model.check_channel_slices``)."""
+    old_width = network.synthesis_filters
+    if synthesis_filters and (int(synthesis_filters) != synthesis_filters or synthesis_filters < old_width):
+        raise ValueError(f"the synthesis can only be widened: it has {old_width} channels, "
+                         f"asked for {synthesis_filters}")
+    if not channel_slices or channel_slices == network.channel_slices:
+        return
+    if network.channel_slices:
+        raise _existing_context_error(network)
+    check_channel_slices(int(channel_slices), network.mean_scale, network.num_latent)
+
+
+def _existing_context_error(network: CompressionNetwork) -> ValueError:
+    return ValueError(f"the network codes its latent in {network.channel_slices} slices already; "
+                      f"a channel context cannot be changed, only added")
 
 
 def widen_synthesis(network: CompressionNetwork, synthesis_filters: int) -> CompressionNetwork:
@@ -46,10 +84,7 @@ def widen_synthesis(network: CompressionNetwork, synthesis_filters: int) -> Comp
     Raises:
       ValueError: a width smaller than the current one.
     """
-    old_width = network.synthesis_filters
-    if int(synthesis_filters) != synthesis_filters or synthesis_filters < old_width:
-        raise ValueError(f"the synthesis can only be widened: it has {old_width} channels, "
-                         f"asked for {synthesis_filters}")
+    check_growth(network, synthesis_filters=synthesis_filters)
     wide = CompressionNetwork.from_config({**network.get_config(), "synthesis_filters": int(synthesis_filters)})
     wide.build()
     _copy_layers(network, wide, exclude=("synthesis",))
@@ -74,7 +109,8 @@ def add_channel_context(network: CompressionNetwork, channel_slices: int) -> Com
         ``channel_slices`` does not divide its latent channels.
     """
     if network.channel_slices:
-        raise ValueError(f"the network has a channel context already ({network.channel_slices} slices)")
+        raise _existing_context_error(network)
+    check_channel_slices(int(channel_slices), network.mean_scale, network.num_latent)
     grown = CompressionNetwork.from_config({**network.get_config(), "channel_slices": int(channel_slices)})
     grown.build()
     _copy_layers(network, grown, exclude=("channel_context",))
