@@ -12,11 +12,8 @@ import numpy as np
 import pytest
 import skimage.data
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
-from PIL import Image
 
-from trainers import compression as compression_cli
+from tests.compression_cli_helpers import train, write_image_folder
 from yoto_tf import pretrained
 from yoto_tf.compression import (
     CompressionNetwork,
@@ -31,8 +28,6 @@ from yoto_tf.compression.codec import CompressionCodec, model_fingerprint
 from yoto_tf.compression.training import CompressionTrainingModel
 from yoto_tf.compression.widening import add_channel_context, grow
 
-FLAGS = flags.FLAGS
-compression_cli.define_flags()
 LAM = 1e-3
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -161,38 +156,27 @@ def test_a_network_without_context_keeps_its_fingerprint():
     assert model_fingerprint(explicit) == model_fingerprint(plain)  # shipped files keep decoding
 
 
-def _train(**flag_values):
-    if not FLAGS.is_parsed():
-        FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(**flag_values):
-        compression_cli.main(["compression", "train"])
-
-
 def test_train_channel_slices_adds_a_context_to_init_from_and_refuses_what_cannot_work(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    os.makedirs(tmp_path / "images")
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
     common = dict(patch_size=64, batch_size=2, log_every=1, checkpoint_every=1, learning_rate=1e-3, steps=1,
-                  train_data=f"folder:{tmp_path}/images/*.png")
+                  train_data=write_image_folder(str(tmp_path / "images"), count=2))
     source = CompressionNetwork(compression_loss_space(), num_filters=8, num_latent=8, conditioning_units=8,
                                 seed=0, mean_scale=True)
     source.build()
     source.save(str(tmp_path / "source.keras"))
-    _train(model_dir=str(tmp_path / "context"), init_from=str(tmp_path / "source.keras"), channel_slices=2, **common)
+    train(model_dir=str(tmp_path / "context"), init_from=str(tmp_path / "source.keras"), channel_slices=2, **common)
     trained = pretrained.load_network(str(tmp_path / "context"))
     assert trained.channel_slices == 2
     config = json.loads((tmp_path / "context" / "train_config.json").read_text())
     assert config["task"]["channel_slices"] == 2
 
     with pytest.raises(SystemExit):
-        _train(model_dir=str(tmp_path / "change"), init_from=str(tmp_path / "context"), channel_slices=4, **common)
+        train(model_dir=str(tmp_path / "change"), init_from=str(tmp_path / "context"), channel_slices=4, **common)
     assert "codes its latent in 2 slices already; a channel context cannot be changed" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        _train(model_dir=str(tmp_path / "scale_only"), channel_slices=2, num_filters=8, num_latent=8, **common)
+        train(model_dir=str(tmp_path / "scale_only"), channel_slices=2, num_filters=8, num_latent=8, **common)
     assert "--channel_slices: a channel context (channel_slices=2) needs a mean-scale model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        _train(model_dir=str(tmp_path / "odd"), channel_slices=3, mean_scale=True, num_filters=8, num_latent=8,
+        train(model_dir=str(tmp_path / "odd"), channel_slices=3, mean_scale=True, num_filters=8, num_latent=8,
                **common)
     assert "at least 2 and dividing num_latent=8, got 3" in capsys.readouterr().err
 

@@ -8,36 +8,24 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
-from PIL import Image
 
 from trainers import compression as cli
 from trainers import compression_train
+from tests.compression_cli_helpers import train, write_image_folder
 from yoto_tf.compression import compress_image, load_compression_model
 
 FLAGS = flags.FLAGS
-cli.define_flags()  # train, compress and decompress: each command's own flags
 TINY = dict(patch_size=64, batch_size=2, num_filters=8, num_latent=8, conditioning_units=8,
             log_every=2, checkpoint_every=2, learning_rate=1e-3)
 
 
 def _train(**flag_values):
-    if not FLAGS.is_parsed():
-        FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(**{**TINY, **flag_values}):
-        cli.main(["compression", "train"])
-
-
-def _write_folder(directory):
-    rng = np.random.default_rng(0)
-    os.makedirs(directory)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(f"{directory}/{i}.png")
-    return f"folder:{directory}/*.png"
+    train(**{**TINY, **flag_values})
 
 
 def test_train_writes_model_summaries_and_resumes(tmp_path):
     model_dir = str(tmp_path / "run")
-    spec = _write_folder(str(tmp_path / "images"))
+    spec = write_image_folder(str(tmp_path / "images"))
     _train(model_dir=model_dir, steps=2, train_data=spec, lambda_range="0.002,0.05")
     codec = load_compression_model(os.path.join(model_dir, "model.keras"))
     assert codec.lambda_range == pytest.approx((0.002, 0.05))
@@ -97,7 +85,7 @@ def test_training_flags_reach_the_model_and_the_optimizer(tmp_path):
 
     from yoto_tf.compression.training import CompressionTrainingModel
 
-    spec = _write_folder(str(tmp_path / "images"))
+    spec = write_image_folder(str(tmp_path / "images"))
     if not FLAGS.is_parsed():
         FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(**TINY, train_data=spec, learning_rate_drop_step=10,
@@ -117,7 +105,7 @@ def test_training_flags_reach_the_model_and_the_optimizer(tmp_path):
 def test_bfloat16_on_a_cpu_without_bfloat16_instructions_is_warned_about(tmp_path, monkeypatch, caplog):
     from yoto_tf.compression import precision
 
-    spec = _write_folder(str(tmp_path / "images"))
+    spec = write_image_folder(str(tmp_path / "images"))
     if not FLAGS.is_parsed():
         FLAGS.mark_as_parsed()
     for has_bfloat16, warned in ((False, True), (True, False), (None, False)):
@@ -144,28 +132,22 @@ def test_a_run_resumes_when_its_init_from_model_is_gone(tmp_path, capsys, caplog
     from its own model.keras and says so. A new run with the same missing model is refused."""
     import shutil
 
-    spec = _write_folder(str(tmp_path / "images"))
+    spec = write_image_folder(str(tmp_path / "images"))
     source_dir = str(tmp_path / "source")
     _train(model_dir=source_dir, steps=2, train_data=spec, lambda_range="0.002,0.05")
     start = str(tmp_path / "start.keras")
     shutil.copy(os.path.join(source_dir, "model.keras"), start)
     arguments = {k: v for k, v in TINY.items() if k not in compression_train.ARCHITECTURE_FLAGS}
     tuned_dir = str(tmp_path / "tuned")
-    if not FLAGS.is_parsed():
-        FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(**arguments, init_from=start, train_data=spec, model_dir=tuned_dir, steps=2):
-        cli.main(["compression", "train"])
+    train(**arguments, init_from=start, train_data=spec, model_dir=tuned_dir, steps=2)
     os.remove(start)
-    with flagsaver.flagsaver(**arguments, init_from=start, train_data=spec, model_dir=tuned_dir, steps=4):
-        cli.main(["compression", "train"])
+    train(**arguments, init_from=start, train_data=spec, model_dir=tuned_dir, steps=4)
     checkpoints = sorted(os.path.basename(p) for p in glob.glob(os.path.join(tuned_dir, "checkpoints", "ckpt-*.index")))
     assert checkpoints[-1] == "ckpt-4.index"
     assert "resumes from its checkpoints" in caplog.text and "start.keras" in caplog.text
 
     with pytest.raises(SystemExit) as exit_info:
-        with flagsaver.flagsaver(**arguments, init_from=start, train_data=spec,
-                                 model_dir=str(tmp_path / "new"), steps=2):
-            cli.main(["compression", "train"])
+        train(**arguments, init_from=start, train_data=spec, model_dir=str(tmp_path / "new"), steps=2)
     assert exit_info.value.code == 1 and "start.keras" in capsys.readouterr().err
 
 
@@ -204,7 +186,7 @@ def test_init_from_fine_tunes_a_trained_network_with_lambda_maps(tmp_path, capsy
     from yoto_tf import pretrained
     from yoto_tf.compression import precision
 
-    spec = _write_folder(str(tmp_path / "images"))
+    spec = write_image_folder(str(tmp_path / "images"))
     source_dir = str(tmp_path / "source")
     _train(model_dir=source_dir, steps=2, train_data=spec, lambda_range="0.002,0.05")
     source = pretrained.load_network(source_dir)
@@ -237,7 +219,6 @@ def test_init_from_fine_tunes_a_trained_network_with_lambda_maps(tmp_path, capsy
         (dict(init_from=str(tmp_path / "missing.keras")), "missing.keras"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
-            with flagsaver.flagsaver(**arguments, model_dir=str(tmp_path / "bad"), steps=1, **flag_values):
-                cli.main(["compression", "train"])
+            train(**arguments, model_dir=str(tmp_path / "bad"), steps=1, **flag_values)
         assert exit_info.value.code == 1
         assert message in capsys.readouterr().err

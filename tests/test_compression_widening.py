@@ -2,16 +2,12 @@
 start, extra channels that training uses, and `train --init_from X --synthesis_filters N`."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 import skimage.data
-from absl import flags
-from absl.testing import flagsaver
-from PIL import Image
 
-from trainers import compression as compression_cli
+from tests.compression_cli_helpers import train, write_image_folder
 from yoto_tf import pretrained
 from yoto_tf.compression import (
     CompressionNetwork,
@@ -24,8 +20,6 @@ from yoto_tf.compression.codec import model_fingerprint
 from yoto_tf.compression.training import CompressionTrainingModel
 from yoto_tf.compression.widening import widen_synthesis
 
-FLAGS = flags.FLAGS
-compression_cli.define_flags()
 
 
 @pytest.fixture(scope="module")
@@ -82,28 +76,17 @@ def test_narrowing_is_refused_and_an_unwidened_network_keeps_its_fingerprint():
         widen_synthesis(plain, 4)
 
 
-def _train(**flag_values):
-    if not FLAGS.is_parsed():
-        FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(**flag_values):
-        compression_cli.main(["compression", "train"])
-
-
 def test_train_init_from_with_synthesis_filters_widens_then_trains(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    os.makedirs(tmp_path / "images")
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
     common = dict(patch_size=64, batch_size=2, log_every=1, checkpoint_every=1, learning_rate=1e-3, steps=1,
-                  train_data=f"folder:{tmp_path}/images/*.png")
+                  train_data=write_image_folder(str(tmp_path / "images"), count=2))
     source = CompressionNetwork(compression_loss_space(), num_filters=8, num_latent=8, conditioning_units=8, seed=0)
     source.build()
     source.save(str(tmp_path / "source.keras"))
-    _train(model_dir=str(tmp_path / "wide"), init_from=str(tmp_path / "source.keras"), synthesis_filters=16, **common)
+    train(model_dir=str(tmp_path / "wide"), init_from=str(tmp_path / "source.keras"), synthesis_filters=16, **common)
     wide = pretrained.load_network(str(tmp_path / "wide"))
     assert (wide.num_filters, wide.synthesis_filters) == (8, 16)
     config = json.loads((tmp_path / "wide" / "train_config.json").read_text())
     assert (config["task"]["synthesis_filters"], config["task"]["num_filters"], config["task"]["num_latent"]) == (16, 8, 8)
     with pytest.raises(SystemExit):
-        _train(model_dir=str(tmp_path / "narrow"), init_from=str(tmp_path / "wide"), synthesis_filters=8, **common)
+        train(model_dir=str(tmp_path / "narrow"), init_from=str(tmp_path / "wide"), synthesis_filters=8, **common)
     assert "can only be widened: it has 16 channels, asked for 8" in capsys.readouterr().err
