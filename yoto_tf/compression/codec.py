@@ -86,7 +86,7 @@ class CompressionCodec:
         self.network = network
         self.loss_space = network.loss_space
         self.fingerprint = model_fingerprint(network)
-        self._scale_network = _float64_copy(network)
+        self._entropy_network = _float64_entropy_network(network)
         self._latent_tables = tables.latent_tables()
         self._hyperprior = tables.hyperprior_tables(network.hyperprior)
         self._z_medians32 = self._hyperprior.medians.astype(np.float32)
@@ -221,7 +221,7 @@ class CompressionCodec:
           the y symbols int64 [1, h, w, M]; the means and indices are kept for
           :meth:`entropy_parameters`.
         """
-        net = self._scale_network
+        net = self._entropy_network
         emb = net.embed(np.asarray(lam_vec)[None])
         out = net.hyper_synthesis((z_symbols.astype(np.float64) + self._hyperprior.medians, emb))
         hyper_mean, hyper_raw_index = out if net.mean_scale else (None, out)
@@ -391,19 +391,31 @@ def _model_weights(network):
     return [w for w in network.weights if "float" in str(w.dtype)]
 
 
-def _float64_copy(network: CompressionNetwork) -> CompressionNetwork:
-    """A float64 clone with the same weights (used for the scale indices only)."""
+def _float64_entropy_network(network: CompressionNetwork) -> CompressionNetwork:
+    """A float64 clone of ``network`` for the entropy parameters (means and scale indices):
+    its conditioning MLP, hyper-synthesis and channel context are built and hold ``network``'s
+    weights; the other transforms, never called on it, stay unbuilt (building them cost
+    more than half of a codec's set-up)."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float64")
     try:
-        config = {**network.get_config(), "dtype": "float64"}
-        clone = CompressionNetwork.from_config(config)
-        clone.build()
+        clone = CompressionNetwork.from_config({**network.get_config(), "dtype": "float64"})
+        emb = clone.embed(np.ones((1, clone.loss_space.size)))
+        out = clone.hyper_synthesis((np.zeros((1, 1, 1, clone.num_filters)), emb))
+        mean, raw_index = out if clone.mean_scale else (None, out)
+        clone.code_slices(mean, raw_index, emb, lambda start, stop, slice_mean, slice_index: slice_index * 0.0)
     finally:
         keras.config.set_dtype_policy(previous)
-    for target, source in zip(_model_weights(clone), _model_weights(network)):
-        target.assign(np.asarray(source, np.float64))
+    for target, source in _entropy_layer_pairs(clone, network):
+        for target_weight, source_weight in zip(_model_weights(target), _model_weights(source), strict=True):
+            target_weight.assign(np.asarray(source_weight, np.float64))
     return clone
+
+
+def _entropy_layer_pairs(target: CompressionNetwork, source: CompressionNetwork):
+    names = ("conditioning", "hyper_synthesis")
+    return [(getattr(target, n), getattr(source, n)) for n in names] + list(
+        zip(target.channel_context, source.channel_context, strict=True))
 
 
 _CODECS: "weakref.WeakKeyDictionary[CompressionNetwork, CompressionCodec]" = weakref.WeakKeyDictionary()
