@@ -1,6 +1,6 @@
 r"""Fits a channel context to a trained compression model's frozen transforms.
 
-  python -m trainers.fit_channel_context --init_from mean_scale_64_s192_59k --channel_slices 8 \
+  python -m trainers.fit_channel_context --init_from mean_scale_64_s128_45k --channel_slices 8 \
       --train_data "folder:photos/*.jpg" --out_dir runs/context
 
 Adds a channel context of ``--channel_slices`` slices to ``--init_from`` (a shipped name, a
