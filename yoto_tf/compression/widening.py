@@ -1,6 +1,7 @@
 """Function-preserving growth of a trained network: a wider synthesis transform
 (:func:`widen_synthesis`) and a channel context for its entropy model
-(:func:`add_channel_context`).
+(:func:`add_channel_context`); :func:`grow` applies either or both, as the trainers' flags ask,
+after :func:`check_growth` has refused what cannot be done.
 
 Why: the shipped models' diagnosis (``pretrained_models/mean_scale_64.md``, ``probe_compression``)
 found the synthesis transform, not the encoder, the entropy model or quantization, to be
