@@ -37,13 +37,14 @@ def grow(network: CompressionNetwork, synthesis_filters: int | None = None,
          channel_slices: int | None = None) -> CompressionNetwork:
     """``network`` with its synthesis widened to ``synthesis_filters`` (:func:`widen_synthesis`)
     and then a channel context of ``channel_slices`` added (:func:`add_channel_context`);
-    each step is skipped when its value is None or 0 or what ``network`` has already.
+    each step is skipped when its value is None (or, for ``channel_slices``, 0) or what
+    ``network`` has already.
 
     Raises:
       ValueError: :func:`check_growth`'s, before anything is built.
     """
     check_growth(network, synthesis_filters, channel_slices)
-    if synthesis_filters and synthesis_filters != network.synthesis_filters:
+    if synthesis_filters is not None and synthesis_filters != network.synthesis_filters:
         network = widen_synthesis(network, synthesis_filters)
     if channel_slices and channel_slices != network.channel_slices:
         network = add_channel_context(network, channel_slices)
@@ -56,7 +57,8 @@ def check_growth(network: CompressionNetwork, synthesis_filters: int | None = No
     narrower synthesis, another number of context slices than it has, or slices its latent
     cannot be coded in (``model.check_channel_slices``)."""
     old_width = network.synthesis_filters
-    if synthesis_filters and (int(synthesis_filters) != synthesis_filters or synthesis_filters < old_width):
+    if synthesis_filters is not None and (int(synthesis_filters) != synthesis_filters
+                                          or synthesis_filters < old_width):
         raise ValueError(f"the synthesis can only be widened: it has {old_width} channels, "
                          f"asked for {synthesis_filters}")
     if not channel_slices or channel_slices == network.channel_slices:
@@ -111,7 +113,6 @@ def add_channel_context(network: CompressionNetwork, channel_slices: int) -> Com
     """
     if network.channel_slices:
         raise _existing_context_error(network)
-    check_channel_slices(int(channel_slices), network.mean_scale, network.num_latent)
     grown = CompressionNetwork.from_config({**network.get_config(), "channel_slices": int(channel_slices)})
     grown.build()
     _copy_layers(network, grown, exclude=("channel_context",))
