@@ -12,7 +12,9 @@ Files (``<name>_analysis_<variant>.tflite`` and ``<name>_synthesis_<variant>.tfl
 * signature ``analysis``: ``image`` float32 [1, H, W, 3] in [0, 1] (H, W multiples of 16)
   and ``loss_weights`` float32 [1, k] -> ``latent`` float32 [1, H/16, W/16, M], to be
   rounded to integers by the host before entropy coding;
-* signature ``synthesis``: ``latent`` float32 [1, h, w, M] (the decoded integers) and
+* signature ``synthesis``: ``latent`` float32 [1, h, w, M] (the decoded latent y_hat that
+  the host computes, ``CompressionCodec.decoded_latents``: the integers, plus the predicted
+  means of a mean-scale model, plus the residual prediction's correction where it has one) and
   ``loss_weights`` -> ``reconstruction`` float32 [1, 16 h, 16 w, 3] (clip to [0, 1]).
 
 With ``lambda_map`` (``python -m mobile.convert --lambda_map``; files

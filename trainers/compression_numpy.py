@@ -43,6 +43,8 @@ flags.DEFINE_integer("synthesis_filters", None, "Synthesis width of a new networ
 flags.DEFINE_integer("channel_slices", None, "Code the latent in this many slices with a channel context "
                      "(yoto_tf/compression/model.py; default 0: none); with --init_from, add one to that "
                      "network, starting from what it computes.", lower_bound=2)
+flags.DEFINE_bool("residual_prediction", False, "Latent residual prediction after each slice (needs a channel "
+                  "context); with --init_from, add it to that network, starting from what it computes.")
 flags.DEFINE_integer("steps", 1000, "Total steps (a resumed run continues to this step).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 8, "Crops per step.", lower_bound=1)
 flags.DEFINE_integer("patch_size", 256, "Crop side (a multiple of 64).", lower_bound=64)
@@ -62,7 +64,8 @@ flags.DEFINE_integer("seed", 0, "Seed of the crops, the lambda draws and a new n
 MODEL_FILE, CHECKPOINT_FILE = "model.keras", "checkpoint.npz"
 ARCHITECTURE_FLAGS = ("num_filters", "num_latent")
 """What a new network takes: not allowed beside --init_from."""
-RUN_FLAGS = ("images", "init_from", "num_filters", "num_latent", "synthesis_filters", "channel_slices", "steps", "batch_size",
+RUN_FLAGS = ("images", "init_from", "num_filters", "num_latent", "synthesis_filters", "channel_slices", "residual_prediction",
+             "steps", "batch_size",
              "patch_size", "learning_rate", "learning_rate_drop_step", "clip_norm", "lambda_map_fraction", "seed",
              "conv_compute_dtype")
 """The settings recorded in OUT_DIR/train_config.json."""
@@ -120,13 +123,14 @@ def _network(model_path: str):
         path, network = initial
         logging.info("Starting from %s.", path)
         try:
-            return widening.grow(network, FLAGS.synthesis_filters, FLAGS.channel_slices)
+            return widening.grow(network, FLAGS.synthesis_filters, FLAGS.channel_slices, FLAGS.residual_prediction)
         except ValueError as err:
             raise ValueError(f"--init_from {path}: {err}") from None
     return model_lib.build_network(num_filters=FLAGS.num_filters, num_latent=FLAGS.num_latent,
                                    seed=FLAGS.seed, mean_scale=True, mixed_quantization=True,
                                    synthesis_filters=FLAGS.synthesis_filters,
-                                   channel_slices=FLAGS.channel_slices or 0)
+                                   channel_slices=FLAGS.channel_slices or 0,
+                                   residual_prediction=FLAGS.residual_prediction)
 
 
 def _restore(network, optimizer, path: str) -> None:

@@ -26,7 +26,7 @@ TRAIN_FLAGS = ("train_data", "patch_size", "lambda_range", "fixed_lambda", "num_
                "num_latent", "conditioning_units", "clip_norm", "geometric_mean_weights",
                "learning_rate_drop_step", "learning_rate_drop_factor", "mean_scale",
                "mixed_quantization", "lambda_map_fraction", "init_from", "synthesis_filters",
-               "channel_slices", "conv_compute_dtype")
+               "channel_slices", "residual_prediction", "conv_compute_dtype")
 """The train command's own settings, recorded in train_config.json."""
 
 ARCHITECTURE_FLAGS = ("lambda_range", "fixed_lambda", "num_filters", "num_latent", "conditioning_units",
@@ -76,6 +76,10 @@ def define_flags() -> None:
                          "2020; needs --mean_scale; default 0: none). With --init_from: add one to that "
                          "network, starting from what it computes (yoto_tf/compression/widening.py).",
                          lower_bound=0)
+    flags.DEFINE_bool("residual_prediction", False,
+                      "Latent residual prediction after each slice (Minnen & Singh 2020; needs a channel "
+                      "context). With --init_from: add it to that network, starting from what it computes "
+                      "(yoto_tf/compression/widening.py).")
     flags.DEFINE_enum("conv_compute_dtype", "float32", list(precision.COMPUTE_DTYPES),
                       "Compute the convs between feature maps in bfloat16 (mixed precision: float32 "
                       "weights; training steps 1.5-1.7 times as fast on a 2-core CPU with AVX512_BF16) "
@@ -111,13 +115,19 @@ def make_task() -> core.TrainTask:
             model_lib.check_channel_slices(FLAGS.channel_slices or 0, FLAGS.mean_scale, FLAGS.num_latent)
         except ValueError as err:
             raise cli.CommandError(f"--channel_slices: {err}") from None
+        try:
+            model_lib.check_residual_prediction(FLAGS.residual_prediction, FLAGS.channel_slices or 0)
+        except ValueError as err:
+            raise cli.CommandError(f"--residual_prediction: {err}") from None
 
     def build_model():
         if init_path is not None:
-            network = widening.grow(pretrained.load_network(init_path), FLAGS.synthesis_filters, FLAGS.channel_slices)
+            network = widening.grow(pretrained.load_network(init_path), FLAGS.synthesis_filters,
+                                    FLAGS.channel_slices, FLAGS.residual_prediction)
             logging.info("Starting from %s (N/M %d/%d, synthesis %d, mean_scale %s, channel slices %d, "
-                         "lambda range %s).", init_path, network.num_filters, network.num_latent,
-                         network.synthesis_filters, network.mean_scale, network.channel_slices,
+                         "residual prediction %s, lambda range %s).", init_path, network.num_filters,
+                         network.num_latent, network.synthesis_filters, network.mean_scale,
+                         network.channel_slices, network.residual_prediction,
                          network.loss_space.coefficient("distortion"))
             model = training_lib.CompressionTrainingModel(
                 network, seed=FLAGS.seed, geometric_mean_weights=FLAGS.geometric_mean_weights,
@@ -130,7 +140,8 @@ def make_task() -> core.TrainTask:
                                              mixed_quantization=FLAGS.mixed_quantization,
                                              lambda_map_fraction=FLAGS.lambda_map_fraction,
                                              synthesis_filters=FLAGS.synthesis_filters,
-                                             channel_slices=FLAGS.channel_slices or 0)
+                                             channel_slices=FLAGS.channel_slices or 0,
+                                             residual_prediction=FLAGS.residual_prediction)
         precision.set_conv_compute_dtype(model.network, FLAGS.conv_compute_dtype)
         warning = precision.emulation_warning(FLAGS.conv_compute_dtype)
         if warning:
@@ -184,13 +195,14 @@ def _architecture_settings(network) -> dict:
         "mixed_quantization": network.mixed_quantization,
         "synthesis_filters": FLAGS.synthesis_filters or network.synthesis_filters,  # never narrower
         "channel_slices": FLAGS.channel_slices or network.channel_slices,
+        "residual_prediction": FLAGS.residual_prediction or network.residual_prediction,
     }
 
 
 def _initial_network():
     """``(path, network)`` of --init_from's verified file (None if unset); checks that no
     architecture flag is given beside it, that it is a compression model, and that it can
-    grow to --synthesis_filters and --channel_slices."""
+    grow to --synthesis_filters, --channel_slices and --residual_prediction."""
     try:
         loaded = cli.load_initial_network(FLAGS, ARCHITECTURE_FLAGS,
                                           resume_model=run_files.resumable_model(FLAGS.model_dir),
@@ -199,7 +211,8 @@ def _initial_network():
         raise cli.CommandError(str(err)) from None
     if loaded is not None:
         try:
-            widening.check_growth(loaded[1], FLAGS.synthesis_filters, FLAGS.channel_slices)
+            widening.check_growth(loaded[1], FLAGS.synthesis_filters, FLAGS.channel_slices,
+                                  FLAGS.residual_prediction)
         except ValueError as err:
             raise cli.CommandError(f"--init_from {loaded[0]}: {err}") from None
     return loaded

@@ -34,7 +34,9 @@ y (the symbols coded are round(y - mean)) and are added back before synthesis, s
 never choose a table. With a channel context (``channel_slices``), y is coded slice after
 slice, and the float64 pass refines each slice's means and indices from the decoded slices
 before it (symbols + means, the same float64 values on both sides); the stream holds the
-slices in that order.
+slices in that order. With latent residual prediction (``residual_prediction``) the same
+pass adds each slice's predicted correction to its decoded values, for the synthesis and
+for the slices after it.
 """
 
 from __future__ import annotations
@@ -195,6 +197,22 @@ class CompressionCodec:
 
         The last result is kept: encoding and decoding each ask more than once for the same symbols.
         """
+        return self._entropy_walk(z_symbols, lam_vec, y_symbols)[:2]
+
+    def decoded_latents(self, y_symbols: np.ndarray, z_symbols: np.ndarray, lam_vec: np.ndarray) -> np.ndarray:
+        """y_hat float32 [1, h, w, M], what the synthesis decodes: the symbols plus their
+        means (float32 sums, as the codec always computed them), or, for a model with latent
+        residual prediction, the float64 walk's corrected values."""
+        y_hat = y_symbols.astype(np.float32)
+        if self.network.residual_prediction:
+            return self._entropy_walk(z_symbols, lam_vec, y_symbols)[2].astype(np.float32)
+        if self.network.mean_scale:
+            y_hat = y_hat + self.entropy_parameters(z_symbols, lam_vec, y_symbols)[0].astype(np.float32)
+        return y_hat
+
+    def _entropy_walk(self, z_symbols, lam_vec, y_symbols):
+        """(means, indices, y_hat float64) of :meth:`_code_slices` for these symbols (the
+        last walk's, when it was for the same ones)."""
         if y_symbols is None and self.network.channel_slices:
             raise ValueError("a model with a channel context needs the y symbols for its entropy parameters")
         key = self._parameters_key(z_symbols, lam_vec, y_symbols)
@@ -218,8 +236,8 @@ class CompressionCodec:
             scale-table indices (round y around the means; or decode the stream).
 
         Returns:
-          the y symbols int64 [1, h, w, M]; the means and indices are kept for
-          :meth:`entropy_parameters`.
+          the y symbols int64 [1, h, w, M]; the means, indices and decoded y_hat are kept
+          for :meth:`entropy_parameters` and :meth:`decoded_latents`.
         """
         net = self._entropy_network
         emb = net.embed(np.asarray(lam_vec)[None])
@@ -236,18 +254,16 @@ class CompressionCodec:
             indices.append(index)
             return symbols[-1].astype(np.float64) + mean
 
-        net.code_slices(hyper_mean, hyper_raw_index, emb, code_slice)
+        y_hat = np.asarray(net.code_slices(hyper_mean, hyper_raw_index, emb, code_slice), np.float64)
         y_symbols, mean, index = (np.concatenate(parts, axis=-1) for parts in (symbols, means, indices))
-        self._last_entropy_parameters = (self._parameters_key(z_symbols, lam_vec, y_symbols), (mean, index))
+        self._last_entropy_parameters = (self._parameters_key(z_symbols, lam_vec, y_symbols), (mean, index, y_hat))
         return y_symbols
 
     def synthesize(self, y_symbols, z_symbols, lam_vec, height: int, width: int) -> np.ndarray:
-        """int64 y and z symbols -> the uint8 [height, width, 3] reconstruction (y_hat =
-        y symbols + the means predicted from z)."""
+        """int64 y and z symbols -> the uint8 [height, width, 3] reconstruction (of
+        :meth:`decoded_latents`)."""
         emb = self.network.embed(lam_vec[None])
-        y_hat = y_symbols.astype(np.float32)
-        if self.network.mean_scale:
-            y_hat = y_hat + self.entropy_parameters(z_symbols, lam_vec, y_symbols)[0].astype(np.float32)
+        y_hat = self.decoded_latents(y_symbols, z_symbols, lam_vec)
         x_hat = np.asarray(self.network.synthesis((y_hat, emb)))[0]
         x_hat = x_hat[:height, :width]
         return np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -378,6 +394,8 @@ def model_fingerprint(network: CompressionNetwork) -> bytes:
         config.pop("synthesis_filters", None)
     if not config.get("channel_slices"):  # and for a model without a channel context
         config.pop("channel_slices", None)
+    if not config.get("residual_prediction"):  # or without latent residual prediction
+        config.pop("residual_prediction", None)
     digest.update(json.dumps([config, _CODEC_CONSTANTS], sort_keys=True, default=str).encode())
     for weight in _model_weights(network):
         value = np.ascontiguousarray(np.asarray(weight), dtype="<f4")
@@ -393,7 +411,7 @@ def _model_weights(network):
 
 def _float64_entropy_network(network: CompressionNetwork) -> CompressionNetwork:
     """A float64 clone of ``network`` for the entropy parameters (means and scale indices):
-    its conditioning MLP, hyper-synthesis and channel context are built and hold ``network``'s
+    its conditioning MLP, hyper-synthesis, channel context and residual prediction are built and hold ``network``'s
     weights; the other transforms, never called on it, stay unbuilt (building them cost
     more than half of a codec's set-up)."""
     previous = keras.config.dtype_policy()
@@ -415,7 +433,8 @@ def _float64_entropy_network(network: CompressionNetwork) -> CompressionNetwork:
 def _entropy_layer_pairs(target: CompressionNetwork, source: CompressionNetwork):
     names = ("conditioning", "hyper_synthesis")
     return [(getattr(target, n), getattr(source, n)) for n in names] + list(
-        zip(target.channel_context, source.channel_context, strict=True))
+        zip(target.channel_context, source.channel_context, strict=True)) + list(
+        zip(target.residual_predictors, source.residual_predictors, strict=True))
 
 
 _CODECS: "weakref.WeakKeyDictionary[CompressionNetwork, CompressionCodec]" = weakref.WeakKeyDictionary()

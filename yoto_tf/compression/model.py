@@ -10,7 +10,7 @@ Transforms (every conv is followed by FiLM on the shared lambda embedding, YOTO'
 * hyper-synthesis ``h_s``: transposed 5x5 s2 ReLU, 5x5 s2 ReLU, 3x3 s1 -> the continuous
   scale index of every element of y (see ``entropy_models``).
 
-Three options (all off in the original scale hyperprior, whose files keep loading):
+Four options (all off in the original scale hyperprior, whose files keep loading):
 
 * ``mean_scale`` (Minnen et al. 2018 without the autoregressive context): h_a sees y
   itself (not |y|) and h_s (widths N, 3N/2, 2M) predicts a mean mu and a scale for every
@@ -19,12 +19,18 @@ Three options (all off in the original scale hyperprior, whose files keep loadin
   synthesis sees round(y - mu) + mu with a straight-through gradient, so the decoder is
   trained on the values it will decode (Minnen & Singh 2020).
 * ``channel_slices`` (S > 0, needs ``mean_scale``; Minnen & Singh 2020's channel-wise
-  context, without latent residual prediction): y's M channels are coded in S slices, and
+  context; their latent residual prediction is the next option): y's M channels are coded in S slices, and
   a small network per slice (:class:`SliceContextTransform`) refines the hyper-synthesis's
   mean and scale of its slice from the decoded slices before it, so the entropy model also
   uses what y's channels say about each other. Its last conv starts at zero: added to a
   trained model (``widening.add_channel_context``) it first predicts exactly what the
   hyperprior does.
+* ``residual_prediction`` (needs ``channel_slices``; Minnen & Singh 2020's latent residual
+  prediction): after each slice is decoded, a small network per slice
+  (:class:`ResidualPredictionTransform`) predicts the slice's rounding error from its
+  decoded values, its entropy parameters and the slices before it, and adds it (bounded
+  to +-0.5) to y_hat; the synthesis and the later slices' context see the corrected
+  values. It costs no bits; it starts at zero (``widening.add_residual_prediction``).
 
 lambda: the loss is ``lambda_distortion * 255^2 * MSE + lambda_rate * bpp`` (CompressAI's
 scale; ``rate`` is fixed at 1), so a larger ``distortion`` weight means higher quality and
@@ -59,6 +65,14 @@ def compression_loss_space(lambda_range=DEFAULT_LAMBDA_RANGE, fixed_lambda=None)
         low, high = (float(v) for v in lambda_range)
         distortion = Coefficient("distortion", low, high, "log_uniform")
     return LossSpace([distortion, Coefficient.fixed("rate", 1.0)])
+
+
+def check_residual_prediction(residual_prediction: bool, channel_slices: int) -> None:
+    """Raises ValueError when ``residual_prediction`` is asked of a network without a
+    channel context (the prediction works slice by slice, from the context's features)."""
+    if residual_prediction and not channel_slices:
+        raise ValueError("latent residual prediction (residual_prediction=True) needs a channel "
+                         "context (channel_slices > 0)")
 
 
 def check_channel_slices(channel_slices: int, mean_scale: bool, num_latent: int) -> None:
@@ -260,6 +274,38 @@ class SliceContextTransform(_ConditionedStack):
         return {**super().get_config(), "num_filters": self.num_filters, "slice_channels": self.slice_channels}
 
 
+@keras.saving.register_keras_serializable(package="yoto_tf")
+class ResidualPredictionTransform(_ConditionedStack):
+    """Latent residual prediction of one slice of y: (features [B, h, w, C], embedding) ->
+    the correction [B, h, w, S] added to the slice's decoded y_hat, in (-0.5, 0.5)
+    (``0.5 * tanh`` of the last conv, as in Minnen & Singh 2020).
+
+    ``features`` are the slice's context features (its mean and scale index, the y_hat of
+    the slices before it) and its own decoded y_hat. Convs 3x3 stride 1 (num_filters, ReLU;
+    num_filters, ReLU; S), each followed by FiLM; the last conv's kernel and bias start at
+    zero, so a new prediction changes nothing until it is trained.
+    """
+
+    def __init__(self, num_filters=64, slice_channels=16, **kwargs):
+        super().__init__(**kwargs)
+        self.num_filters, self.slice_channels = int(num_filters), int(slice_channels)
+        n = self.num_filters
+        self.convs = [
+            _conv(n, 3, 1, "conv_0", self.dtype_policy),
+            _conv(n, 3, 1, "conv_1", self.dtype_policy),
+            keras.layers.Conv2D(self.slice_channels, 3, padding="same", name="conv_2",
+                                dtype=self.dtype_policy, kernel_initializer="zeros"),
+        ]
+        self.activations = [keras.layers.ReLU(dtype=self.dtype_policy) for _ in range(2)] + [None]
+        self._make_films()
+
+    def call(self, inputs):
+        return 0.5 * ops.tanh(super().call(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "num_filters": self.num_filters, "slice_channels": self.slice_channels}
+
+
 # Registered under its former class name, so model files saved before the rename load.
 @keras.saving.register_keras_serializable(package="yoto_tf", name="CompressionModel")
 class CompressionNetwork(keras.Model):
@@ -280,6 +326,8 @@ class CompressionNetwork(keras.Model):
       channel_slices: S > 0 codes y in S slices of M / S channels with a channel context
         (see the module docstring; needs ``mean_scale`` and M divisible by S); 0: one slice,
         no context.
+      residual_prediction: latent residual prediction after each slice (see the module
+        docstring; needs ``channel_slices``).
 
     Call arguments:
       inputs: a pair ``(x, lam)``: x float32 [B, H, W, 3] in [0, 1] with H, W multiples of
@@ -304,11 +352,13 @@ class CompressionNetwork(keras.Model):
         mixed_quantization=False,
         synthesis_filters=None,
         channel_slices=0,
+        residual_prediction=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.channel_slices = int(channel_slices)
+        self.channel_slices, self.residual_prediction = int(channel_slices), bool(residual_prediction)
         check_channel_slices(self.channel_slices, mean_scale, int(num_latent))
+        check_residual_prediction(self.residual_prediction, self.channel_slices)
         self.loss_space = as_loss_space(loss_space or compression_loss_space())
         self.num_filters, self.num_latent = int(num_filters), int(num_latent)
         self.synthesis_filters = int(synthesis_filters or num_filters)
@@ -332,6 +382,10 @@ class CompressionNetwork(keras.Model):
         self.channel_context = [
             SliceContextTransform(num_filters, slice_channels, name=f"channel_context_{i}", dtype=dtype)
             for i in range(self.channel_slices)
+        ]
+        self.residual_predictors = [
+            ResidualPredictionTransform(num_filters, slice_channels, name=f"residual_prediction_{i}", dtype=dtype)
+            for i in range(self.channel_slices if self.residual_prediction else 0)
         ]
         self.noise_seed = keras.random.SeedGenerator(seed)
 
@@ -385,7 +439,8 @@ class CompressionNetwork(keras.Model):
             hyperprior's, refined by the channel context from the y_hat of the slices before).
 
         Returns:
-          y_hat [B, h, w, M]: the slices' results, concatenated.
+          y_hat [B, h, w, M]: the slices' results, concatenated (each corrected by its
+          residual prediction, with ``residual_prediction``).
         """
         decoded = []
         for i, (start, stop) in enumerate(self.latent_slices()):
@@ -397,7 +452,12 @@ class CompressionNetwork(keras.Model):
                 offsets = self.channel_context[i]((ops.concatenate(features, axis=-1), emb))
                 size = stop - start
                 mean, raw_index = mean + offsets[..., :size], raw_index + offsets[..., size:]
-            decoded.append(code_slice(start, stop, mean, raw_index))
+            y_hat = code_slice(start, stop, mean, raw_index)
+            if self.residual_predictors:
+                features = [mean, ops.clip(raw_index, 0.0, entropy_models.NUM_SCALES - 1.0)
+                            / float(entropy_models.NUM_SCALES)] + decoded + [y_hat]
+                y_hat = y_hat + self.residual_predictors[i]((ops.concatenate(features, axis=-1), emb))
+            decoded.append(y_hat)
         return decoded[0] if len(decoded) == 1 else ops.concatenate(decoded, axis=-1)
 
     def call(self, inputs, training=False):
@@ -440,6 +500,7 @@ class CompressionNetwork(keras.Model):
             "mixed_quantization": self.mixed_quantization,
             "synthesis_filters": self.synthesis_filters,
             "channel_slices": self.channel_slices,
+            "residual_prediction": self.residual_prediction,
         }
 
 
@@ -453,12 +514,14 @@ def build_network(
     mixed_quantization: bool = False,
     synthesis_filters: int | None = None,
     channel_slices: int = 0,
+    residual_prediction: bool = False,
 ) -> CompressionNetwork:
     """A new, built :class:`CompressionNetwork` (the conditioned network; see
     ``training.build_model`` for the training wrapper). Arguments as the class's."""
     network = CompressionNetwork(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
                                  mean_scale=mean_scale, mixed_quantization=mixed_quantization,
-                                 synthesis_filters=synthesis_filters, channel_slices=channel_slices)
+                                 synthesis_filters=synthesis_filters, channel_slices=channel_slices,
+                                 residual_prediction=residual_prediction)
     network.build()
     return network
 

@@ -134,6 +134,7 @@ def build_model(
     lambda_map_fraction: float = 0.0,
     synthesis_filters: int | None = None,
     channel_slices: int = 0,
+    residual_prediction: bool = False,
 ) -> CompressionTrainingModel:
     """The uncompiled training model of a new :class:`CompressionNetwork` (the network is its
     ``.network``): what ``trainers.compression`` trains and ``benchmarks.yoto_vs_fixed``
@@ -143,11 +144,13 @@ def build_model(
     ``mean_scale`` and ``mixed_quantization`` are the CompressionNetwork options;
     ``lambda_map_fraction`` the share of examples trained with a lambda map;
     ``synthesis_filters`` the synthesis transform's width (default ``num_filters``);
-    ``channel_slices`` the slices of the channel context (0: none).
+    ``channel_slices`` the slices of the channel context (0: none); ``residual_prediction``
+    latent residual prediction (needs ``channel_slices``).
     """
     network = build_network(loss_space, num_filters, num_latent, conditioning_units, seed=seed,
                             mean_scale=mean_scale, mixed_quantization=mixed_quantization,
-                            synthesis_filters=synthesis_filters, channel_slices=channel_slices)
+                            synthesis_filters=synthesis_filters, channel_slices=channel_slices,
+                            residual_prediction=residual_prediction)
     return CompressionTrainingModel(network, loss_space=loss_space, seed=seed,
                                     geometric_mean_weights=geometric_mean_weights,
                                     lambda_map_fraction=lambda_map_fraction)

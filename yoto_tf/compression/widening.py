@@ -1,7 +1,8 @@
 """Function-preserving growth of a trained network: a wider synthesis transform
-(:func:`widen_synthesis`) and a channel context for its entropy model
-(:func:`add_channel_context`); :func:`grow` applies either or both, as the trainers' flags ask,
-after :func:`check_growth` has refused what cannot be done.
+(:func:`widen_synthesis`), a channel context for its entropy model
+(:func:`add_channel_context`) and latent residual prediction (:func:`add_residual_prediction`);
+:func:`grow` applies any of them, as the trainers' flags ask, after :func:`check_growth` has
+refused what cannot be done.
 
 Why: the shipped models' diagnosis (``pretrained_models/mean_scale_64.md``, ``probe_compression``)
 found the synthesis transform, not the encoder, the entropy model or quantization, to be
@@ -30,42 +31,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from yoto_tf.compression.model import CompressionNetwork, check_channel_slices
+from yoto_tf.compression.model import CompressionNetwork, check_channel_slices, check_residual_prediction
 
 
 def grow(network: CompressionNetwork, synthesis_filters: int | None = None,
-         channel_slices: int | None = None) -> CompressionNetwork:
-    """``network`` with its synthesis widened to ``synthesis_filters`` (:func:`widen_synthesis`)
-    and then a channel context of ``channel_slices`` added (:func:`add_channel_context`);
-    each step is skipped when its value is None (or, for ``channel_slices``, 0) or what
-    ``network`` has already.
+         channel_slices: int | None = None, residual_prediction: bool = False) -> CompressionNetwork:
+    """``network`` with its synthesis widened to ``synthesis_filters`` (:func:`widen_synthesis`),
+    then a channel context of ``channel_slices`` added (:func:`add_channel_context`), then
+    latent residual prediction (:func:`add_residual_prediction`) when ``residual_prediction``;
+    each step is skipped when its value is None (or 0, or False) or what ``network`` has already.
 
     Raises:
       ValueError: :func:`check_growth`'s, before anything is built.
     """
-    check_growth(network, synthesis_filters, channel_slices)
+    check_growth(network, synthesis_filters, channel_slices, residual_prediction)
     if synthesis_filters is not None and synthesis_filters != network.synthesis_filters:
         network = widen_synthesis(network, synthesis_filters)
     if channel_slices and channel_slices != network.channel_slices:
         network = add_channel_context(network, channel_slices)
+    if residual_prediction and not network.residual_prediction:
+        network = add_residual_prediction(network)
     return network
 
 
 def check_growth(network: CompressionNetwork, synthesis_filters: int | None = None,
-                 channel_slices: int | None = None) -> None:
+                 channel_slices: int | None = None, residual_prediction: bool = False) -> None:
     """Raises ValueError naming why :func:`grow` cannot give ``network`` these values: a
-    narrower synthesis, another number of context slices than it has, or slices its latent
-    cannot be coded in (``model.check_channel_slices``)."""
+    narrower synthesis, another number of context slices than it has, slices its latent
+    cannot be coded in (``model.check_channel_slices``), or residual prediction without a
+    channel context (``model.check_residual_prediction``)."""
     old_width = network.synthesis_filters
     if synthesis_filters is not None and (int(synthesis_filters) != synthesis_filters
                                           or synthesis_filters < old_width):
         raise ValueError(f"the synthesis can only be widened: it has {old_width} channels, "
                          f"asked for {synthesis_filters}")
-    if not channel_slices or channel_slices == network.channel_slices:
-        return
-    if network.channel_slices:
-        raise _existing_context_error(network)
-    check_channel_slices(int(channel_slices), network.mean_scale, network.num_latent)
+    if channel_slices and channel_slices != network.channel_slices:
+        if network.channel_slices:
+            raise _existing_context_error(network)
+        check_channel_slices(int(channel_slices), network.mean_scale, network.num_latent)
+    check_residual_prediction(residual_prediction, channel_slices or network.channel_slices)
 
 
 def _existing_context_error(network: CompressionNetwork) -> ValueError:
@@ -119,13 +123,33 @@ def add_channel_context(network: CompressionNetwork, channel_slices: int) -> Com
     return grown
 
 
+def add_residual_prediction(network: CompressionNetwork) -> CompressionNetwork:
+    """A new, built CompressionNetwork equal to ``network`` (which has a channel context)
+    plus latent residual prediction (``model.ResidualPredictionTransform`` per slice): every
+    weight is copied and each prediction starts with a zero last conv, so the new network
+    codes exactly as the old one (the same symbols, bits and reconstruction) until training
+    uses it.
+
+    Raises:
+      ValueError: ``network`` has no channel context, or has residual prediction already.
+    """
+    if network.residual_prediction:
+        raise ValueError("the network has latent residual prediction already")
+    check_residual_prediction(True, network.channel_slices)
+    grown = CompressionNetwork.from_config({**network.get_config(), "residual_prediction": True})
+    grown.build()
+    _copy_layers(network, grown, exclude=("residual_predictors",))
+    return grown
+
+
 def _copy_layers(source: CompressionNetwork, target: CompressionNetwork, exclude) -> None:
     """Copies every weight of ``source``'s transforms into ``target``'s, except those of the
     attributes named in ``exclude``."""
     names = ("conditioning", "analysis", "synthesis", "hyper_analysis", "hyper_synthesis", "hyperprior")
     pairs = [(getattr(target, n), getattr(source, n)) for n in names if n not in exclude]
-    if "channel_context" not in exclude:
-        pairs += list(zip(target.channel_context, source.channel_context))
+    for name in ("channel_context", "residual_predictors"):
+        if name not in exclude:
+            pairs += list(zip(getattr(target, name), getattr(source, name), strict=True))
     for target_layer, source_layer in pairs:
         for target_weight, source_weight in zip(target_layer.weights, source_layer.weights, strict=True):
             target_weight.assign(np.asarray(source_weight))
