@@ -23,7 +23,7 @@ from yoto_tf.compression import (
 )
 from yoto_tf.compression import container
 from yoto_tf.compression.codec import CompressionCodec, model_fingerprint
-from yoto_tf.compression.widening import add_channel_context, add_residual_prediction, grow
+from yoto_tf.compression.widening import add_channel_context, add_residual_prediction, drop_residual_prediction, grow
 
 LAM = 1e-3
 
@@ -84,6 +84,19 @@ def test_a_trained_residual_prediction_corrects_the_latents_and_round_trips(imag
     data = compress_image(codec, image, lambda_map=quality_map)
     np.testing.assert_array_equal(decompress_image(codec, data),
                                   reconstruct_image(codec, image, lambda_map=quality_map))
+
+
+def test_dropping_the_prediction_keeps_every_other_weight(image):
+    with_prediction = _trained(add_residual_prediction(_trained(_context_network())))
+    dropped = drop_residual_prediction(with_prediction)
+    assert not dropped.residual_prediction and not dropped.residual_predictors
+    # Without its prediction it is the network the prediction was added to, weight for weight.
+    np.testing.assert_array_equal(reconstruct_image(CompressionCodec(dropped), image, LAM),
+                                  reconstruct_image(CompressionCodec(_trained(_context_network())), image, LAM))
+    assert np.any(reconstruct_image(CompressionCodec(with_prediction), image, LAM)
+                  != reconstruct_image(CompressionCodec(dropped), image, LAM))
+    with pytest.raises(ValueError, match="no latent residual prediction to drop"):
+        drop_residual_prediction(dropped)
 
 
 def test_a_slice_is_corrected_after_it_is_coded_and_the_later_slices_see_the_correction(image):

@@ -2,7 +2,8 @@
 (:func:`widen_synthesis`), a channel context for its entropy model
 (:func:`add_channel_context`) and latent residual prediction (:func:`add_residual_prediction`);
 :func:`grow` applies any of them, as the trainers' flags ask, after :func:`check_growth` has
-refused what cannot be done.
+refused what cannot be done. :func:`drop_residual_prediction` is the one step back (not
+function-preserving: for a prediction that training left near zero).
 
 Why: the shipped models' diagnosis (``pretrained_models/mean_scale_64.md``, ``probe_compression``)
 found the synthesis transform, not the encoder, the entropy model or quantization, to be
@@ -140,6 +141,23 @@ def add_residual_prediction(network: CompressionNetwork) -> CompressionNetwork:
     grown.build()
     _copy_layers(network, grown, exclude=("residual_predictors",))
     return grown
+
+
+def drop_residual_prediction(network: CompressionNetwork) -> CompressionNetwork:
+    """A new, built CompressionNetwork equal to ``network`` without its latent residual
+    prediction: every other weight copied. Unlike the functions above this changes what
+    the network computes (by the corrections the prediction made); it is meant for a
+    prediction that training left near zero, and the result must be evaluated as itself.
+
+    Raises:
+      ValueError: ``network`` has no residual prediction.
+    """
+    if not network.residual_prediction:
+        raise ValueError("the network has no latent residual prediction to drop")
+    reduced = CompressionNetwork.from_config({**network.get_config(), "residual_prediction": False})
+    reduced.build()
+    _copy_layers(network, reduced, exclude=("residual_predictors",))
+    return reduced
 
 
 def _copy_layers(source: CompressionNetwork, target: CompressionNetwork, exclude) -> None:
