@@ -246,6 +246,22 @@ class MeanScaleHyperSynthesisTransform(_ConditionedStack):
         return {**super().get_config(), "num_filters": self.num_filters, "num_latent": self.num_latent}
 
 
+def _build_slice_stack(stack: _ConditionedStack, out_channels: int) -> None:
+    """The layers of a per-slice network (:class:`SliceContextTransform`,
+    :class:`ResidualPredictionTransform`): convs 3x3 stride 1 (``stack.num_filters``, ReLU;
+    ``stack.num_filters``, ReLU; ``out_channels`` with kernel and bias starting at zero),
+    each followed by FiLM."""
+    n, dtype = stack.num_filters, stack.dtype_policy
+    stack.convs = [
+        _conv(n, 3, 1, "conv_0", dtype),
+        _conv(n, 3, 1, "conv_1", dtype),
+        keras.layers.Conv2D(out_channels, 3, padding="same", name="conv_2", dtype=dtype,
+                            kernel_initializer="zeros"),
+    ]
+    stack.activations = [keras.layers.ReLU(dtype=dtype) for _ in range(2)] + [None]
+    stack._make_films()  # pylint: disable=protected-access
+
+
 @keras.saving.register_keras_serializable(package="yoto_tf")
 class SliceContextTransform(_ConditionedStack):
     """The channel context of one slice of y: (features [B, h, w, C], embedding) -> offsets
@@ -260,15 +276,7 @@ class SliceContextTransform(_ConditionedStack):
     def __init__(self, num_filters=64, slice_channels=16, **kwargs):
         super().__init__(**kwargs)
         self.num_filters, self.slice_channels = int(num_filters), int(slice_channels)
-        n = self.num_filters
-        self.convs = [
-            _conv(n, 3, 1, "conv_0", self.dtype_policy),
-            _conv(n, 3, 1, "conv_1", self.dtype_policy),
-            keras.layers.Conv2D(2 * self.slice_channels, 3, padding="same", name="conv_2",
-                                dtype=self.dtype_policy, kernel_initializer="zeros"),
-        ]
-        self.activations = [keras.layers.ReLU(dtype=self.dtype_policy) for _ in range(2)] + [None]
-        self._make_films()
+        _build_slice_stack(self, 2 * self.slice_channels)
 
     def get_config(self):
         return {**super().get_config(), "num_filters": self.num_filters, "slice_channels": self.slice_channels}
@@ -289,15 +297,7 @@ class ResidualPredictionTransform(_ConditionedStack):
     def __init__(self, num_filters=64, slice_channels=16, **kwargs):
         super().__init__(**kwargs)
         self.num_filters, self.slice_channels = int(num_filters), int(slice_channels)
-        n = self.num_filters
-        self.convs = [
-            _conv(n, 3, 1, "conv_0", self.dtype_policy),
-            _conv(n, 3, 1, "conv_1", self.dtype_policy),
-            keras.layers.Conv2D(self.slice_channels, 3, padding="same", name="conv_2",
-                                dtype=self.dtype_policy, kernel_initializer="zeros"),
-        ]
-        self.activations = [keras.layers.ReLU(dtype=self.dtype_policy) for _ in range(2)] + [None]
-        self._make_films()
+        _build_slice_stack(self, self.slice_channels)
 
     def call(self, inputs):
         return 0.5 * ops.tanh(super().call(inputs))
@@ -447,16 +447,14 @@ class CompressionNetwork(keras.Model):
             mean = None if hyper_mean is None else hyper_mean[..., start:stop]
             raw_index = hyper_raw_index[..., start:stop]
             if self.channel_context:
-                features = [mean, ops.clip(raw_index, 0.0, entropy_models.NUM_SCALES - 1.0)
-                            / float(entropy_models.NUM_SCALES)] + decoded
-                offsets = self.channel_context[i]((ops.concatenate(features, axis=-1), emb))
+                features = _slice_features(mean, raw_index, decoded)
+                offsets = self.channel_context[i]((features, emb))
                 size = stop - start
                 mean, raw_index = mean + offsets[..., :size], raw_index + offsets[..., size:]
             y_hat = code_slice(start, stop, mean, raw_index)
             if self.residual_predictors:
-                features = [mean, ops.clip(raw_index, 0.0, entropy_models.NUM_SCALES - 1.0)
-                            / float(entropy_models.NUM_SCALES)] + decoded + [y_hat]
-                y_hat = y_hat + self.residual_predictors[i]((ops.concatenate(features, axis=-1), emb))
+                features = _slice_features(mean, raw_index, decoded + [y_hat])
+                y_hat = y_hat + self.residual_predictors[i]((features, emb))
             decoded.append(y_hat)
         return decoded[0] if len(decoded) == 1 else ops.concatenate(decoded, axis=-1)
 
@@ -502,6 +500,13 @@ class CompressionNetwork(keras.Model):
             "channel_slices": self.channel_slices,
             "residual_prediction": self.residual_prediction,
         }
+
+
+def _slice_features(mean, raw_index, decoded):
+    """The input of a slice's networks [B, h, w, C]: its mean, its unbounded scale index
+    clipped to the table and scaled to [0, 1), and the y_hat slices in ``decoded``."""
+    index = ops.clip(raw_index, 0.0, entropy_models.NUM_SCALES - 1.0) / float(entropy_models.NUM_SCALES)
+    return ops.concatenate([mean, index] + decoded, axis=-1)
 
 
 def build_network(
