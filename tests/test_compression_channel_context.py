@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import skimage.data
 import tensorflow as tf
 
 from tests.compression_cli_helpers import train, write_image_folder
+from tests.compression_network_helpers import randomize_slice_outputs, small_mean_scale_network
 from yoto_tf import pretrained
 from yoto_tf.compression import (
     CompressionNetwork,
@@ -32,30 +32,13 @@ LAM = 1e-3
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _mean_scale_network(**options):
-    keras.utils.set_random_seed(0)
-    network = CompressionNetwork(compression_loss_space((1e-4, 1e-2)), 16, 24, 16, seed=0,
-                                 mean_scale=True, mixed_quantization=True, **options)
-    network.build()
-    return network
-
-
-def _trained_context(network):
-    """``network`` with its context's last convs set to random values, as training would."""
-    rng = np.random.default_rng(1)
-    for layer in network.channel_context:
-        for weight, spread in ((layer.convs[-1].kernel, 0.05), (layer.convs[-1].bias, 1.0)):
-            weight.assign(rng.normal(0.0, spread, weight.shape).astype(np.float32))
-    return network
-
-
 @pytest.fixture(scope="module")
 def image():
     return skimage.data.coffee()[:100, :140]
 
 
 def test_a_new_context_codes_exactly_as_the_network_it_was_added_to(image):
-    plain = _mean_scale_network()
+    plain = small_mean_scale_network()
     grown = add_channel_context(plain, 3)
     assert grown.channel_slices == 3 and len(grown.channel_context) == 3
     before, after = CompressionCodec(plain), CompressionCodec(grown)
@@ -68,8 +51,8 @@ def test_a_new_context_codes_exactly_as_the_network_it_was_added_to(image):
 
 
 def test_a_trained_context_changes_the_coding_and_round_trips(image, tmp_path):
-    plain = _mean_scale_network()
-    network = _trained_context(add_channel_context(plain, 3))
+    plain = small_mean_scale_network()
+    network = randomize_slice_outputs(add_channel_context(plain, 3))
     path = str(tmp_path / "context.keras")
     network.save(path)
     codec = load_compression_model(path)
@@ -93,7 +76,7 @@ def test_a_trained_context_changes_the_coding_and_round_trips(image, tmp_path):
 
 
 def test_each_slice_is_predicted_only_from_the_slices_before_it(image):
-    codec = CompressionCodec(_trained_context(_mean_scale_network(channel_slices=3)))
+    codec = CompressionCodec(randomize_slice_outputs(small_mean_scale_network(channel_slices=3)))
     lam_vec = codec.lambda_vector(LAM)
     y_symbols, z_symbols = codec.quantize_latents(*codec.analyze(image, lam_vec), lam_vec)
     means, indices = codec.entropy_parameters(z_symbols, lam_vec, y_symbols)
@@ -108,7 +91,7 @@ def test_each_slice_is_predicted_only_from_the_slices_before_it(image):
 
 
 def test_training_reaches_the_context():
-    network = add_channel_context(_mean_scale_network(), 2)
+    network = add_channel_context(small_mean_scale_network(), 2)
     model = CompressionTrainingModel(network, seed=0)
     images = tf.constant(np.random.default_rng(0).uniform(size=(2, 64, 64, 3)).astype(np.float32))
     lam = tf.constant(np.stack([network.loss_space.make(distortion=LAM)] * 2))
@@ -132,7 +115,7 @@ def test_bad_channel_slices_are_refused(options, message):
 
 
 def test_grow_widens_then_adds_a_context_and_refuses_before_building(image):
-    plain = _mean_scale_network()
+    plain = small_mean_scale_network()
     grown = grow(plain, synthesis_filters=24, channel_slices=3)
     assert (grown.synthesis_filters, grown.channel_slices) == (24, 3)
     np.testing.assert_allclose(reconstruct_image(CompressionCodec(grown), image, LAM),
@@ -149,7 +132,7 @@ def test_grow_widens_then_adds_a_context_and_refuses_before_building(image):
 
 
 def test_a_network_without_context_keeps_its_fingerprint():
-    plain = _mean_scale_network()
+    plain = small_mean_scale_network()
     explicit = CompressionNetwork.from_config({**plain.get_config(), "channel_slices": 0})
     explicit.build()
     explicit.set_weights(plain.get_weights())
@@ -192,7 +175,7 @@ def _crops(count, side=64, seed=0):
 def test_fitting_the_context_lowers_the_held_out_rate_and_freezes_the_rest(image):
     from yoto_tf.compression import context_fitting
 
-    network = add_channel_context(_mean_scale_network(), 3)
+    network = add_channel_context(small_mean_scale_network(), 3)
     frozen = [np.asarray(w).copy() for w in network.synthesis.weights + network.hyper_synthesis.weights]
     train, held_out = (context_fitting.collect_latents(network, _crops(n, seed=s), seed=s) for n, s in ((64, 0), (16, 1)))
     assert train.y.shape == (64, 4, 4, 24) and train.loss_weights.shape == (64, 2)
@@ -220,7 +203,7 @@ def test_fit_channel_context_cli_fits_resumes_and_refuses_a_scale_only_model(tmp
              "--log_every=5", "--checkpoint_every=5"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
 
-    _mean_scale_network().save(str(tmp_path / "source.keras"))
+    small_mean_scale_network().save(str(tmp_path / "source.keras"))
     first = fit("source.keras", 10)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "fitted to step 10" in first.stdout and "with the hyperprior alone" in first.stdout

@@ -2,7 +2,6 @@
 real rate vs the model's estimate, rate vs lambda, rate control, bad input, the CLI."""
 
 import errno
-import json
 import os
 import subprocess
 import sys

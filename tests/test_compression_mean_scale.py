@@ -17,7 +17,6 @@ from yoto_tf.compression import (
     load_compression_model,
     reconstruct_image,
 )
-from yoto_tf.compression import entropy_models
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 

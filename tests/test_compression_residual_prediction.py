@@ -4,13 +4,13 @@ still codes losslessly, training reaches it, and `train --residual_prediction`."
 
 import json
 
-import keras
 import numpy as np
 import pytest
 import skimage.data
 import tensorflow as tf
 
 from tests.compression_cli_helpers import train, write_image_folder
+from tests.compression_network_helpers import randomize_slice_outputs, small_mean_scale_network
 from yoto_tf import pretrained
 from yoto_tf.compression import (
     CompressionNetwork,
@@ -28,22 +28,9 @@ from yoto_tf.compression.widening import add_channel_context, add_residual_predi
 LAM = 1e-3
 
 
-def _context_network():
-    keras.utils.set_random_seed(0)
-    network = CompressionNetwork(compression_loss_space((1e-4, 1e-2)), 16, 24, 16, seed=0,
-                                 mean_scale=True, mixed_quantization=True, channel_slices=3)
-    network.build()
-    return network
-
-
-def _trained(network):
-    """``network`` with the last convs of its context and residual prediction set to random
-    values, as training would."""
-    rng = np.random.default_rng(1)
-    for layer in network.channel_context + network.residual_predictors:
-        for weight, spread in ((layer.convs[-1].kernel, 0.05), (layer.convs[-1].bias, 1.0)):
-            weight.assign(rng.normal(0.0, spread, weight.shape).astype(np.float32))
-    return network
+def _trained_context_network():
+    """A small network with a trained-looking 3-slice context (the same weights every call)."""
+    return randomize_slice_outputs(small_mean_scale_network(channel_slices=3))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +39,7 @@ def image():
 
 
 def test_a_new_residual_prediction_codes_exactly_as_the_network_it_was_added_to(image):
-    plain = _trained(_context_network())
+    plain = _trained_context_network()
     grown = add_residual_prediction(plain)
     assert grown.residual_prediction and len(grown.residual_predictors) == 3
     before, after = CompressionCodec(plain), CompressionCodec(grown)
@@ -64,7 +51,7 @@ def test_a_new_residual_prediction_codes_exactly_as_the_network_it_was_added_to(
 
 
 def test_a_trained_residual_prediction_corrects_the_latents_and_round_trips(image, tmp_path):
-    network = _trained(add_residual_prediction(_trained(_context_network())))
+    network = randomize_slice_outputs(add_residual_prediction(_trained_context_network()))
     path = str(tmp_path / "lrp.keras")
     network.save(path)
     codec = load_compression_model(path)
@@ -87,12 +74,12 @@ def test_a_trained_residual_prediction_corrects_the_latents_and_round_trips(imag
 
 
 def test_dropping_the_prediction_keeps_every_other_weight(image):
-    with_prediction = _trained(add_residual_prediction(_trained(_context_network())))
+    with_prediction = randomize_slice_outputs(add_residual_prediction(_trained_context_network()))
     dropped = drop_residual_prediction(with_prediction)
     assert not dropped.residual_prediction and not dropped.residual_predictors
     # Without its prediction it is the network the prediction was added to, weight for weight.
     np.testing.assert_array_equal(reconstruct_image(CompressionCodec(dropped), image, LAM),
-                                  reconstruct_image(CompressionCodec(_trained(_context_network())), image, LAM))
+                                  reconstruct_image(CompressionCodec(_trained_context_network()), image, LAM))
     assert np.any(reconstruct_image(CompressionCodec(with_prediction), image, LAM)
                   != reconstruct_image(CompressionCodec(dropped), image, LAM))
     with pytest.raises(ValueError, match="no latent residual prediction to drop"):
@@ -100,8 +87,8 @@ def test_dropping_the_prediction_keeps_every_other_weight(image):
 
 
 def test_a_slice_is_corrected_after_it_is_coded_and_the_later_slices_see_the_correction(image):
-    network = _trained(add_residual_prediction(_trained(_context_network())))
-    without = _trained(_context_network())  # the same weights, no residual prediction
+    network = randomize_slice_outputs(add_residual_prediction(_trained_context_network()))
+    without = _trained_context_network()  # the same weights, no residual prediction
     with_codec, without_codec = CompressionCodec(network), CompressionCodec(without)
     lam_vec = with_codec.lambda_vector(LAM)
     y_symbols, z_symbols = with_codec.quantize_latents(*with_codec.analyze(image, lam_vec), lam_vec)
@@ -113,7 +100,7 @@ def test_a_slice_is_corrected_after_it_is_coded_and_the_later_slices_see_the_cor
 
 
 def test_training_reaches_the_residual_prediction():
-    network = add_residual_prediction(_context_network())
+    network = add_residual_prediction(small_mean_scale_network(channel_slices=3))
     images = tf.constant(np.random.default_rng(0).uniform(size=(2, 64, 64, 3)).astype(np.float32))
     lam = tf.constant(np.stack([network.loss_space.make(distortion=LAM)] * 2))
     last_convs = [layer.convs[-1].kernel for layer in network.residual_predictors]
