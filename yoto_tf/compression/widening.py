@@ -107,7 +107,7 @@ def widen_synthesis(network: CompressionNetwork, synthesis_filters: int) -> Comp
 
 def add_channel_context(network: CompressionNetwork, channel_slices: int) -> CompressionNetwork:
     """A new, built CompressionNetwork equal to the mean-scale ``network`` plus a channel
-    context of ``channel_slices`` slices (``model.SliceContextTransform``): every weight is
+    context of ``channel_slices`` slices (``transforms.SliceContextTransform``): every weight is
     copied and each slice's context starts with a zero last conv, so the new network codes
     exactly as the old one (the same symbols, bits and reconstruction; only the order in
     which the stream holds y's channels differs) until training uses the context.
@@ -126,7 +126,7 @@ def add_channel_context(network: CompressionNetwork, channel_slices: int) -> Com
 
 def add_residual_prediction(network: CompressionNetwork) -> CompressionNetwork:
     """A new, built CompressionNetwork equal to ``network`` (which has a channel context)
-    plus latent residual prediction (``model.ResidualPredictionTransform`` per slice): every
+    plus latent residual prediction (``transforms.ResidualPredictionTransform`` per slice): every
     weight is copied and each prediction starts with a zero last conv, so the new network
     codes exactly as the old one (the same symbols, bits and reconstruction) until training
     uses it.
