@@ -13,7 +13,7 @@ from trainers import cli
 from yoto_tf import pretrained
 from yoto_tf.files import write_bytes_atomically
 from yoto_tf.images import ImageReadError, load_image, load_image_with_note, save_image
-from yoto_tf.compression import codec as codec_lib
+from yoto_tf.compression import image_coding
 from yoto_tf.compression import quality_map
 from yoto_tf.compression import rate_control
 
@@ -95,7 +95,7 @@ def _load_codec():
             path = pretrained.verify(pretrained.default_model("compression"))
         else:
             path = pretrained.resolve_model_path(FLAGS.model)
-        return codec_lib.load_compression_model(path)
+        return image_coding.load_compression_model(path)
     except (OSError, ValueError) as err:
         raise cli.CommandError(str(err)) from None
 
@@ -128,10 +128,10 @@ def compress() -> None:
                 print(f"note: no --lambda, --target_bpp, --target_bytes or --quality_map: "
                       f"using the model's default lambda {lam:g} (range {codec.lambda_range[0]:g}-"
                       f"{codec.lambda_range[1]:g}; larger = higher quality)")
-            payload = codec_lib.compress_image(codec, image, lam, refine_steps=FLAGS.refine_steps)
+            payload = image_coding.compress_image(codec, image, lam, refine_steps=FLAGS.refine_steps)
         elif chosen[0] == "quality_map":
             lambda_map = _read_quality_map(codec, image.shape[:2])
-            payload = codec_lib.compress_image(codec, image, lambda_map=lambda_map,
+            payload = image_coding.compress_image(codec, image, lambda_map=lambda_map,
                                                map_cell=int(FLAGS.quality_map_cell),
                                                refine_steps=FLAGS.refine_steps)
             lam = float(np.exp(np.log(lambda_map).mean()))
@@ -187,7 +187,7 @@ def decompress() -> None:
         raise cli.CommandError(f"cannot read {FLAGS.input}: {err.strerror}") from None
     if FLAGS.model is None:  # the shipped model that wrote the file
         try:
-            shipped, codec = codec_lib.shipped_model_for(payload)
+            shipped, codec = image_coding.shipped_model_for(payload)
         except (OSError, ValueError) as err:
             raise cli.CommandError(f"cannot decode {FLAGS.input}: {err}") from None
         model_name = shipped.name
@@ -196,7 +196,7 @@ def decompress() -> None:
         model_name = FLAGS.model
     start = time.perf_counter()
     try:
-        image = codec_lib.decompress_image(codec, payload)
+        image = image_coding.decompress_image(codec, payload)
     except ValueError as err:
         raise cli.CommandError(f"cannot decode {FLAGS.input}: {err}") from None
     seconds = time.perf_counter() - start

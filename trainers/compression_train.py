@@ -14,6 +14,7 @@ from yoto_tf import data, pretrained
 from yoto_tf.files import write_json_atomically
 from yoto_tf.images import load_image
 from yoto_tf.compression import codec as codec_lib
+from yoto_tf.compression import image_coding
 from yoto_tf.compression import metrics
 from yoto_tf.compression import model as model_lib
 from yoto_tf.compression import precision
@@ -252,12 +253,12 @@ def export_rd_summary(network, model_dir):
     low, high = codec.lambda_range
     rows = []
     for lam in np.geomspace(low, high, 5) if low < high else [low]:
-        payload = codec_lib.compress_image(codec, image, float(lam))
-        decoded = codec_lib.decompress_image(codec, payload)
+        payload = image_coding.compress_image(codec, image, float(lam))
+        decoded = image_coding.decompress_image(codec, payload)
         rows.append({
             "lambda": float(lam),
             "bpp": len(payload) * 8 / (image.shape[0] * image.shape[1]),
-            "estimated_bpp": codec_lib.estimate_bpp(codec, image, float(lam)),
+            "estimated_bpp": image_coding.estimate_bpp(codec, image, float(lam)),
             "psnr": metrics.psnr(image, decoded),
         })
         logging.info("RD %s: lambda %.4g  %.3f bpp (estimated %.3f)  %.2f dB", os.path.basename(

@@ -1,13 +1,14 @@
 """Variable-rate learned image compression (lambda-conditioned scale hyperprior).
 
 One model covers the whole rate-distortion range: ``lam`` (the weight of
-``255^2 * MSE`` against bits per pixel) is a knob at encode time. See ``codec.py`` for the
-byte-level API, ``model.py`` for the network and ``trainers/compression.py`` for the CLI.
+``255^2 * MSE`` against bits per pixel) is a knob at encode time. See ``image_coding.py``
+for the one-call API (``codec.py`` for the steps), ``model.py`` for the network and
+``trainers/compression.py`` for the CLI.
 """
 
-from yoto_tf.compression.codec import (
-    CompressionCodec,
-    ModelMismatchError,
+from yoto_tf.compression.codec import CompressionCodec, ModelMismatchError
+from yoto_tf.compression.container import CorruptFileError
+from yoto_tf.compression.image_coding import (
     compress_image,
     decompress_image,
     estimate_bpp,
@@ -16,7 +17,6 @@ from yoto_tf.compression.codec import (
     shipped_codec_for,
     shipped_model_for,
 )
-from yoto_tf.compression.container import CorruptFileError
 from yoto_tf.compression.model import (
     CompressionNetwork,
     compression_loss_space,

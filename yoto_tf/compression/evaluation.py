@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 
 from yoto_tf.compression.baselines import encode_decode
-from yoto_tf.compression.codec import compress_image, decompress_image, estimate_bpp
+from yoto_tf.compression.image_coding import compress_image, decompress_image, estimate_bpp
 from yoto_tf.compression.rate_control import compress_to_target, target_bytes_for_bpp
 from yoto_tf.compression.metrics import (
     MS_SSIM_MIN_SIZE,

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from yoto_tf.compression import codec as codec_lib
+from yoto_tf.compression import image_coding
 
 DEFAULT_TOLERANCE = 0.02
 MAX_TRIES = 20
@@ -52,7 +53,7 @@ def compress_to_target(model, image, target_bytes: float, tolerance: float = DEF
                        max_tries: int = MAX_TRIES, refine_steps: int = 0) -> RateControlResult:
     """Compresses ``image`` (uint8 [H, W, 3]) to about ``target_bytes`` bytes.
 
-    With ``refine_steps`` > 0 the file is a refined one (``codec.compress_image``): the search
+    With ``refine_steps`` > 0 the file is a refined one (``image_coding.compress_image``): the search
     runs on plain files first (fast), then continues on refined files from the lambda it
     found (refinement moves the size by a few per cent at a given lambda), with secant steps
     on log(size) against log(lambda), starting from the slope the plain search measured,
@@ -90,7 +91,7 @@ class _Search:
 
     def attempt(self, log_lam: float) -> float:
         lam = float(np.exp(log_lam))
-        data = codec_lib.compress_image(self.codec, self.image, lam, refine_steps=self.refine_steps)
+        data = image_coding.compress_image(self.codec, self.image, lam, refine_steps=self.refine_steps)
         self.tries.append((lam, math.log(len(data) / self.target_bytes), data))
         return self.tries[-1][1]
 

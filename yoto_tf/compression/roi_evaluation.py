@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from yoto_tf.compression import codec as codec_lib
+from yoto_tf.compression import image_coding
 from yoto_tf.compression import metrics, rate_control
 
 FIELDS = ("image", "roi_fraction", "low", "high", "map_bytes", "map_bpp", "uniform_lambda",
@@ -122,10 +123,10 @@ def roi_evidence(model, image, roi_mask, low: float | None = None, high: float |
     range_low, range_high = codec.lambda_range
     low = range_low if low is None else float(low)
     high = range_high if high is None else float(high)
-    data = codec_lib.compress_image(codec, image, lambda_map=np.where(mask, high, low))
-    mapped = codec_lib.decompress_image(codec, data)
+    data = image_coding.compress_image(codec, image, lambda_map=np.where(mask, high, low))
+    mapped = image_coding.decompress_image(codec, data)
     uniform = rate_control.compress_to_target(codec, image, len(data), tolerance)
-    flat = codec_lib.decompress_image(codec, uniform.data)
+    flat = image_coding.decompress_image(codec, uniform.data)
     map_in, map_out = psnr_inside_outside(image, mapped, mask)
     uni_in, uni_out = psnr_inside_outside(image, flat, mask)
     band = edge_band(mask)
