@@ -46,7 +46,7 @@ from mobile import metadata, parity, quantization
 from mobile.model_io import IMAGE, LOSS_WEIGHTS, STYLE_INDEX, load_model
 from mobile.samples import fit_image
 from mobile.style_transfer import SIGNATURE_KEY, convert_model
-from yoto_tf import data, pretrained
+from yoto_tf import image_sources, pretrained
 from yoto_tf.coefficients import Coefficient, LossSpace
 from yoto_tf.files import write_json_atomically
 from yoto_tf.style_transfer.loss_space import style_names as style_coefficient_names
@@ -99,7 +99,7 @@ def _sample_path(sample: str | None) -> str:
         if not os.path.isfile(sample):
             raise WebDemoError(f"Sample photo {sample!r} does not exist.")
         return sample
-    return next(p for p in data.builtin_image_paths()
+    return next(p for p in image_sources.builtin_image_paths()
                 if os.path.basename(p).startswith(DEFAULT_SAMPLE))
 
 

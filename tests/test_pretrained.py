@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from yoto_tf import data, pretrained
+from yoto_tf import image_sources, pretrained
 from yoto_tf.images import load_image, save_image
 from yoto_tf.layers import find_loss_space
 from yoto_tf.model_files import read_model_info, save_model
@@ -133,7 +133,7 @@ def test_shipped_model_keeps_structure_and_strength_moves_away_monotonically(nam
     survive at the defaults, and raising the strength 0.1 < 1 < 10 moves further from them."""
     network = pretrained.load_network(name)
     space = find_loss_space(network)
-    for path in data.builtin_image_paths()[:3]:
+    for path in image_sources.builtin_image_paths()[:3]:
         photo = grid.fit_longer_side(load_image(path), 192)
         for style in range(num_styles(network)):
             kept = [edge_correlation(photo, stylize(network, photo, with_strength(space, s), style))
@@ -152,7 +152,7 @@ def test_map_trained_model_keeps_both_strengths_of_a_sharp_map_in_one_pass():
         twin = lambda_map_network(network)
         results = [split_map_evidence(network, twin, grid.fit_longer_side(load_image(path), 160), 0.1, 10.0,
                                       style_index=style)
-                   for path in data.builtin_image_paths()[:3] for style in range(num_styles(network))]
+                   for path in image_sources.builtin_image_paths()[:3] for style in range(num_styles(network))]
         positions[name] = (np.mean([r.left_position for r in results]),
                            np.mean([r.right_position for r in results]),
                            max(r.transition_px for r in results))
@@ -163,7 +163,7 @@ def test_map_trained_model_keeps_both_strengths_of_a_sharp_map_in_one_pass():
 
 def test_stylize_cli_uses_a_shipped_model_by_name_and_style_name(tmp_path):
     photo = tmp_path / "photo.png"
-    save_image(str(photo), grid.fit_longer_side(load_image(data.builtin_image_paths()[1]), 96))
+    save_image(str(photo), grid.fit_longer_side(load_image(image_sources.builtin_image_paths()[1]), 96))
     out = tmp_path / "out.jpg"
     command = [sys.executable, "-m", "trainers.stylize", f"--model={SHIPPED}", f"--image={photo}",
                f"--out={out}"]

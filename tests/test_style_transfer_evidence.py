@@ -15,7 +15,7 @@ import pytest
 import skimage.data
 import tensorflow as tf
 
-from yoto_tf import data
+from yoto_tf import image_sources
 
 from yoto_tf.images import load_image, save_image
 from yoto_tf.layers import find_loss_space as network_space
@@ -59,7 +59,7 @@ def test_style_loss_falls_and_content_loss_rises_with_strength():
     model = train_small_model()
     images = np.stack([
         tf.image.resize(load_image(path) / 255.0, (EVAL_SIZE, EVAL_SIZE)).numpy()
-        for path in data.builtin_image_paths()
+        for path in image_sources.builtin_image_paths()
     ]).astype(np.float32)
     reference = dict(zip(model.loss_space.names, model.term_means.numpy()))
     sweep = strength_sweep(model.network, model.loss_terms, images, num=5,
@@ -77,7 +77,7 @@ def test_style_loss_falls_and_content_loss_rises_with_strength():
 def train_briefly_with(vgg_weights, content, steps=150, crop=64):
     keras.utils.set_random_seed(0)
     losses = StyleTransferLoss(
-        [load_image(data.builtin_style_image_path())], vgg="vgg19", vgg_weights=vgg_weights,
+        [load_image(image_sources.builtin_style_image_path())], vgg="vgg19", vgg_weights=vgg_weights,
         style_size=128,
     )
     network = build_network(style_transfer_loss_space(), width_multiplier=0.25)
@@ -101,7 +101,7 @@ def test_imagenet_vgg_features_keep_the_photos_structure_better_than_random_ones
     (so a first run initialized the transformer differently), seed 0 gave 0.22 / 0.17.
     """
     held_out = "chelsea"
-    for path in data.builtin_image_paths():
+    for path in image_sources.builtin_image_paths():
         if held_out not in path:
             save_image(str(tmp_path / (os.path.basename(path) + ".png")), load_image(path))
     photo = grid.fit_longer_side(load_image(skimage.data.data_dir + "/chelsea.png"), 192)

@@ -23,7 +23,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from mobile import parity, web_demo
-from yoto_tf import data
+from yoto_tf import image_sources
 from yoto_tf.style_transfer.loss_space import strength_range, style_transfer_loss_space, with_strength
 
 CHROMIUM = "/usr/bin/chromium"
@@ -176,7 +176,7 @@ def test_page_switches_style_and_takes_an_uploaded_photo(page_dir, browser):
         assert browser.execute_script("return window.yotoDemo.lastRun.styleIndex;") == 1
         assert np.abs(_canvas(browser, "output").astype(int) - first).mean() > 5
         # A 600x400 photo, centre-cropped and resized to SIZE x SIZE in the browser.
-        coffee = next(p for p in data.builtin_image_paths() if "coffee" in p)
+        coffee = next(p for p in image_sources.builtin_image_paths() if "coffee" in p)
         runs = _state(browser)["runs"]
         browser.find_element(By.ID, "upload").send_keys(coffee)
         state = _wait(browser, runs)

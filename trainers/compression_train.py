@@ -10,7 +10,7 @@ import numpy as np
 from absl import flags, logging
 
 from trainers import cli, run_files
-from yoto_tf import data, pretrained
+from yoto_tf import data, image_sources, pretrained
 from yoto_tf.files import write_json_atomically
 from yoto_tf.images import load_image
 from yoto_tf.compression import codec as codec_lib
@@ -106,9 +106,9 @@ def make_task() -> core.TrainTask:
     from trainers import core  # pylint: disable=import-outside-toplevel
 
     space = model_lib.compression_loss_space(cli.parse_range("--lambda_range", FLAGS.lambda_range), FLAGS.fixed_lambda)
-    source = data.parse_source(FLAGS.train_data)
-    if not isinstance(source, data.TfdsSource):
-        data.list_image_paths(source)
+    source = image_sources.parse_source(FLAGS.train_data)
+    if not isinstance(source, image_sources.TfdsSource):
+        image_sources.list_image_paths(source)
 
     init_path, initial_network = _initial_network() or (None, None)
     if init_path is None:
@@ -249,7 +249,7 @@ def evaluation_summaries(network, batch, space):
 def export_rd_summary(network, model_dir):
     """Codes one built-in photo at 5 lambdas for real and writes ``rd_summary.json``."""
     codec = codec_lib.CompressionCodec(network)
-    image = load_image(data.builtin_image_paths()[0])
+    image = load_image(image_sources.builtin_image_paths()[0])
     low, high = codec.lambda_range
     rows = []
     for lam in np.geomspace(low, high, 5) if low < high else [low]:
@@ -262,7 +262,7 @@ def export_rd_summary(network, model_dir):
             "psnr": metrics.psnr(image, decoded),
         })
         logging.info("RD %s: lambda %.4g  %.3f bpp (estimated %.3f)  %.2f dB", os.path.basename(
-            data.builtin_image_paths()[0]), rows[-1]["lambda"], rows[-1]["bpp"],
+            image_sources.builtin_image_paths()[0]), rows[-1]["lambda"], rows[-1]["bpp"],
             rows[-1]["estimated_bpp"], rows[-1]["psnr"])
     write_json_atomically(os.path.join(model_dir, "rd_summary.json"),
-                          {"image": data.builtin_image_paths()[0], "points": rows})
+                          {"image": image_sources.builtin_image_paths()[0], "points": rows})

@@ -21,7 +21,7 @@ import numpy as np
 from absl import app, flags
 
 from trainers import cli
-from yoto_tf import data, pretrained
+from yoto_tf import data, image_sources, pretrained
 from yoto_tf.files import write_json_atomically
 from yoto_tf.layers import find_loss_space
 from yoto_tf.style_transfer import grid, inference
@@ -32,7 +32,7 @@ from yoto_tf.style_transfer.transformer import lambda_map_network
 
 flags.DEFINE_string("model", None, "A style model: a shipped model's name, a model.keras or a run "
                     "directory (default: the shipped style model).")
-flags.DEFINE_string("images", "builtin", f"Photos: {data.ACCEPTED_SPECS}.")
+flags.DEFINE_string("images", "builtin", f"Photos: {image_sources.ACCEPTED_SPECS}.")
 flags.DEFINE_integer("max_images", 10, "Use at most this many photos (sorted by name).", lower_bound=1)
 flags.DEFINE_integer("max_side", 256, "Photos are downscaled to this longer side.", lower_bound=32)
 flags.DEFINE_float("low", None, "Strength of the left half (default: the model's lowest).")
@@ -59,7 +59,7 @@ def run() -> dict:
     low = allowed[0] if FLAGS.low is None else FLAGS.low
     high = allowed[1] if FLAGS.high is None else FLAGS.high
     check_strength_range(space, low, high)
-    photos = data.eval_images(data.parse_source(FLAGS.images), max_images=FLAGS.max_images)
+    photos = data.eval_images(image_sources.parse_source(FLAGS.images), max_images=FLAGS.max_images)
     if not photos:
         raise ValueError(f"--images {FLAGS.images}: no readable images")
     names = _style_names(model, inference.num_styles(network))

@@ -22,7 +22,7 @@ import keras
 from absl import app, flags
 
 from trainers import cli
-from yoto_tf import data
+from yoto_tf import data, image_sources
 
 from yoto_tf.files import write_json_atomically
 from yoto_tf.images import load_image
@@ -33,7 +33,7 @@ from yoto_tf.style_transfer.losses import StyleTransferLoss
 from yoto_tf.style_transfer.vgg import VGGWeightsUnavailableError
 
 flags.DEFINE_string("model", None, "Trained style model (.keras).")
-flags.DEFINE_string("images", "builtin", f"Photos to stylize: {data.ACCEPTED_SPECS}.")
+flags.DEFINE_string("images", "builtin", f"Photos to stylize: {image_sources.ACCEPTED_SPECS}.")
 flags.DEFINE_integer("max_images", 10, "Use at most this many photos (sorted by name).", lower_bound=1)
 flags.DEFINE_integer("max_side", 256, "Photos are downscaled to this longer side.", lower_bound=16)
 flags.DEFINE_list("style_images", None, "Style images (default: from train_config.json beside the model).")
@@ -68,7 +68,7 @@ def run() -> str:
         raise ValueError(f"--style_index {FLAGS.style_index}: only {len(styles)} style image(s).")
     losses = StyleTransferLoss(styles, vgg="vgg19", vgg_weights=FLAGS.vgg_weights)
     photos = [grid.fit_longer_side(image, FLAGS.max_side) for _, image in
-              data.eval_images(data.parse_source(FLAGS.images), max_images=FLAGS.max_images)]
+              data.eval_images(image_sources.parse_source(FLAGS.images), max_images=FLAGS.max_images)]
     rows = evaluate_strengths(network, losses, photos, strengths, FLAGS.style_index)
     table = strength_table(rows)
     if FLAGS.out_json:

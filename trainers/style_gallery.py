@@ -13,7 +13,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from trainers import cli
-from yoto_tf import data, pretrained
+from yoto_tf import data, image_sources, pretrained
 from yoto_tf.images import save_image
 from yoto_tf.layers import find_loss_space
 from yoto_tf.style_transfer import grid
@@ -21,7 +21,7 @@ from yoto_tf.style_transfer.inference import num_styles, stylize
 from yoto_tf.style_transfer.loss_space import with_strength
 
 flags.DEFINE_string("model", None, "A shipped model's name or a .keras file.")
-flags.DEFINE_string("images", "builtin", f"Photos: {data.ACCEPTED_SPECS}.")
+flags.DEFINE_string("images", "builtin", f"Photos: {image_sources.ACCEPTED_SPECS}.")
 flags.DEFINE_integer("num_images", 3, "Number of photos (the first by name).", lower_bound=1)
 flags.DEFINE_list("strengths", ["0.3", "1", "3"], "Strength factors, one column each.")
 flags.DEFINE_integer("size", 200, "Longer side of every cell.", lower_bound=16)
@@ -50,7 +50,7 @@ def run() -> str:
     network = pretrained.load_network(FLAGS.model)
     names = pretrained.style_names(FLAGS.model)
     photos = [(name, grid.fit_longer_side(image, FLAGS.size)) for name, image in
-              data.eval_images(data.parse_source(FLAGS.images), max_images=FLAGS.num_images)]
+              data.eval_images(image_sources.parse_source(FLAGS.images), max_images=FLAGS.num_images)]
     rows, labels = gallery_rows(network, photos, names, [float(s) for s in FLAGS.strengths])
     save_image(FLAGS.out, grid.labelled_grid(rows, labels))
     return f"Wrote {FLAGS.out}: {len(rows)} rows x {len(FLAGS.strengths) + 1} columns."

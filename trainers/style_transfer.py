@@ -32,7 +32,7 @@ import numpy as np
 from absl import flags, logging
 
 from trainers import cli, core, run_files
-from yoto_tf import data, pretrained
+from yoto_tf import data, image_sources, pretrained
 from yoto_tf.images import load_image_with_note, save_image
 from yoto_tf.style_transfer import grid, inference
 from yoto_tf.style_transfer.inference import sweep
@@ -53,7 +53,7 @@ flags.DEFINE_list(
     "Style image file(s), comma-separated; several make a multi-style model (style index = "
     "position in this list). Default: the built-in style image (van Gogh, The Starry Night).",
 )
-flags.DEFINE_string("content", "builtin", f"Content images: {data.ACCEPTED_SPECS}.")
+flags.DEFINE_string("content", "builtin", f"Content images: {image_sources.ACCEPTED_SPECS}.")
 flags.DEFINE_integer("image_size", 128, "Side of the random square content crops.", lower_bound=16)
 flags.DEFINE_integer(
     "style_size", 256, "Style images are resized so their longer side has this many pixels.",
@@ -102,7 +102,7 @@ def load_style_images(paths: list[str]) -> tuple[list[str], list[np.ndarray]]:
     Raises:
       yoto_tf.images.ImageReadError: a file is missing or undecodable (names the file).
     """
-    paths = list(paths) or [data.builtin_style_image_path()]
+    paths = list(paths) or [image_sources.builtin_style_image_path()]
     images = []
     for path in paths:
         image, note = load_image_with_note(path)
@@ -235,9 +235,9 @@ def main(argv):
     del argv
     try:
         style_paths, style_images = load_style_images(FLAGS.style_images)
-        source = data.parse_source(FLAGS.content)
-        if not isinstance(source, data.TfdsSource):
-            data.list_image_paths(source)  # fails early, naming the glob, when nothing matches
+        source = image_sources.parse_source(FLAGS.content)
+        if not isinstance(source, image_sources.TfdsSource):
+            image_sources.list_image_paths(source)  # fails early, naming the glob, when nothing matches
         eval_images = [
             (name, grid.fit_longer_side(image, FLAGS.sweep_size))
             for name, image in data.eval_images(

@@ -28,7 +28,7 @@ class HarnessSettings:
       seed: seed of the data: the held-out (test) and validation examples, the
         pre-rendered beta-VAE pool, the evaluation noise; and the training seed of a run
         with one seed (a model's training seed is ``ModelSpec.seed``).
-      train_data, eval_data: image sources (``yoto_tf.data.parse_source`` specs) of the
+      train_data, eval_data: image sources (``yoto_tf.image_sources.parse_source`` specs) of the
         image tasks (compression, style transfer); None: ``builtin``, and evaluation crops
         drawn from the training source with a seed of their own.
       style_image: style transfer's style image file (None: the built-in one).
@@ -339,11 +339,11 @@ class StyleTransferAdapter(_ImageTaskAdapter):
 
     def __init__(self, settings: HarnessSettings):
         super().__init__(settings)
-        from yoto_tf import data
+        from yoto_tf import image_sources
         from yoto_tf.images import load_image
         from yoto_tf.style_transfer import StyleTransferLoss
 
-        style = load_image(settings.style_image or data.builtin_style_image_path())
+        style = load_image(settings.style_image or image_sources.builtin_style_image_path())
         self.losses = StyleTransferLoss([style], vgg_weights=settings.vgg_weights,
                                         style_size=max(128, settings.image_size))
         blurred = keras.ops.average_pool(self.images, 5, strides=1, padding="same")

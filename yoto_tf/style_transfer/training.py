@@ -254,7 +254,7 @@ def training_dataset(
     """Infinite batches for :class:`StyleTransferModel`.
 
     Args:
-      content: a ``yoto_tf.data.parse_source`` spec (``builtin``, ``folder:GLOB``,
+      content: a ``yoto_tf.image_sources.parse_source`` spec (``builtin``, ``folder:GLOB``,
         ``tfds:NAME[:SPLIT]``).
       image_size: side of the random square content crops.
       batch_size: examples per batch.
