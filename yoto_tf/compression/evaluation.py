@@ -11,7 +11,8 @@ The library side of ``python -m trainers.evaluate_compression``:
   one :class:`Curve` per codec (all fixed-lambda models as one curve);
 * Bjontegaard deltas: :func:`bjontegaard_row` / :func:`bjontegaard_table` (BD-rate on PSNR
   and MS-SSIM, BD-PSNR), :func:`fixed_point_comparison` (the variable model's rate at each
-  fixed-lambda model's PSNR);
+  fixed-lambda model's PSNR); :func:`read_mean_curve` reads a curve back from the
+  ``mean.csv`` of an earlier run (``python -m trainers.compare_rd_curves``);
 * reporting: :func:`summary_text` and :func:`plot_rd_curves`.
 
 PSNR, MS-SSIM and the Bjontegaard functions themselves are in :mod:`yoto_tf.compression.metrics`.
@@ -19,6 +20,7 @@ PSNR, MS-SSIM and the Bjontegaard functions themselves are in :mod:`yoto_tf.comp
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import time
@@ -233,6 +235,49 @@ def curves(means: Sequence[dict]) -> dict[str, Curve]:
     for mean in means:
         grouped.setdefault(FIXED_CURVE if mean["kind"] == "fixed" else mean["codec"], []).append(mean)
     return {name: Curve.from_means(name, group) for name, group in grouped.items()}
+
+
+def read_mean_curve(path: str, codec: str, values: tuple[float, float] | None = None) -> Curve:
+    """The RD curve of ``codec`` from a ``mean.csv`` written by ``python -m
+    trainers.evaluate_compression``, so that runs made apart (another session, another model)
+    can be compared with :func:`bjontegaard_row`.
+
+    Args:
+      path: the ``mean.csv``.
+      codec: a model's label (its name or run directory, as in the file), ``jpeg``, ``webp``,
+        or ``FIXED_CURVE`` for all the file's fixed-lambda models as one curve.
+      values: ``(low, high)``: keep only the points whose setting value (lambda for models,
+        quality for JPEG / WebP) lies in this closed range; None keeps them all.
+
+    Raises:
+      ValueError: naming the file: unreadable or not a ``mean.csv``, no such codec (the
+        message lists those present), or fewer than 2 points (in ``values``).
+    """
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+    missing = {"codec", "kind", "value", "bpp", "psnr", "ms_ssim_db"} - set(rows[0] if rows else ())
+    if missing:
+        raise ValueError(f"{path} is not a mean.csv of trainers.evaluate_compression "
+                         f"(missing columns: {', '.join(sorted(missing))})")
+    chosen = [row for row in rows if (row["kind"] == "fixed" if codec == FIXED_CURVE else row["codec"] == codec)]
+    if not chosen:
+        present = sorted({row["codec"] for row in rows} | ({FIXED_CURVE} if any(r["kind"] == "fixed" for r in rows) else set()))
+        raise ValueError(f"{path} has no codec {codec!r} (it has: {', '.join(present)})")
+    if values is not None:
+        low, high = values
+        chosen = [row for row in chosen if low * (1 - 1e-9) <= float(row["value"]) <= high * (1 + 1e-9)]
+    if len(chosen) < 2:
+        where = f" with a setting value in [{values[0]:g}, {values[1]:g}]" if values else ""
+        raise ValueError(f"{path}: {codec!r} has {len(chosen)} point(s){where}; a curve needs at least 2")
+    try:
+        means = [{"bpp": float(row["bpp"]), "psnr": float(row["psnr"]),
+                  "ms_ssim_db": float(row["ms_ssim_db"]) if row["ms_ssim_db"] else None} for row in chosen]
+    except ValueError as error:
+        raise ValueError(f"{path}: a row of {codec!r} is not numeric ({error})") from None
+    return Curve.from_means(codec, means)
 
 
 def bjontegaard_row(test: Curve, anchor: Curve) -> dict:
