@@ -16,7 +16,7 @@ from absl.testing import flagsaver
 from PIL import Image
 
 from trainers import evaluate_compression
-from yoto_tf.compression import evaluation
+from yoto_tf.compression import evaluation, matched_rate
 
 FLAGS = flags.FLAGS
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -251,11 +251,11 @@ def test_webp_psnr_at_interpolates_the_image_own_webp_curve():
 
     image = skimage.data.astronaut()[:128, :160]
     encoded = encode_decode(image, "webp", 50)
-    at_50 = evaluation.webp_psnr_at(image, encoded.bpp)
+    at_50 = matched_rate.webp_psnr_at(image, encoded.bpp)
     assert at_50 == pytest.approx(psnr(image, encoded.reconstruction), abs=0.3)
-    higher = evaluation.webp_psnr_at(image, 2 * encoded.bpp)
+    higher = matched_rate.webp_psnr_at(image, 2 * encoded.bpp)
     assert higher > at_50 + 1.0
-    assert evaluation.webp_psnr_at(image, 1e-4) is None and evaluation.webp_psnr_at(image, 50.0) is None
+    assert matched_rate.webp_psnr_at(image, 1e-4) is None and matched_rate.webp_psnr_at(image, 50.0) is None
 
 
 def test_default_lambdas_span_the_trained_range(tiny_models):

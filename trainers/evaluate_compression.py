@@ -16,7 +16,8 @@ each quality. Written to ``--out_dir``:
   ``results.json`` under ``matched_rate``.
 
 The measuring, averaging, Bjontegaard tables, summary and plot are in
-:mod:`yoto_tf.compression.evaluation`; this module parses the flags, loads the models and
+:mod:`yoto_tf.compression.evaluation`, the same-size comparison with WebP in
+:mod:`yoto_tf.compression.matched_rate`; this module parses the flags, loads the models and
 writes the files.
 
 Usage::
@@ -45,7 +46,6 @@ from yoto_tf.compression.evaluation import (
     FIXED_CURVE,
     MEAN_FIELDS,
     RESULT_FIELDS,
-    MATCHED_FIELDS,
     LearnedCodec,
     Measurer,
     bjontegaard_table,
@@ -53,12 +53,15 @@ from yoto_tf.compression.evaluation import (
     evaluate_baseline,
     evaluate_learned,
     fixed_point_comparison,
-    matched_rate_comparison,
-    matched_rate_summary,
-    matched_rate_text,
     mean_rows,
     plot_rd_curves,
     summary_text,
+)
+from yoto_tf.compression.matched_rate import (
+    MATCHED_FIELDS,
+    matched_rate_comparison,
+    matched_rate_summary,
+    matched_rate_text,
 )
 from yoto_tf import pretrained
 from yoto_tf.data import eval_images

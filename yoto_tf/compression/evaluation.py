@@ -34,7 +34,6 @@ from matplotlib import pyplot as plt  # noqa: E402  (after choosing the Agg back
 
 from yoto_tf.compression.baselines import encode_decode
 from yoto_tf.compression.image_coding import compress_image, decompress_image, estimate_bpp
-from yoto_tf.compression.rate_control import compress_to_target, target_bytes_for_bpp
 from yoto_tf.compression.metrics import (
     MS_SSIM_MIN_SIZE,
     bd_psnr,
@@ -187,7 +186,8 @@ def evaluate_learned(codec: LearnedCodec, images, measurer: Measurer, estimate: 
 # --------------------------------------------------------------------------------------------
 
 
-def _mean(values: Iterable) -> float | None:
+def mean_or_none(values: Iterable) -> float | None:
+    """The mean of the values that are not None; None when there are none."""
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
 
@@ -203,7 +203,7 @@ def mean_rows(rows: Sequence[dict]) -> list[dict]:
     for (codec, kind, setting, value), group in groups.items():
         mean = {"codec": codec, "kind": kind, "setting": setting, "value": value, "num_images": len(group)}
         for field in MEAN_FIELDS[5:]:
-            mean[field] = _mean(row[field] for row in group)
+            mean[field] = mean_or_none(row[field] for row in group)
         means.append(mean)
     return means
 
@@ -383,7 +383,7 @@ def plot_rd_curves(path: str, all_curves: dict[str, Curve], title: str) -> None:
     plt.close(figure)
 
 
-def _fmt(value, spec: str) -> str:
+def format_or_dash(value, spec: str) -> str:
     """``format(value, spec)``, or a dash of the same width for a missing value."""
     width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
     return "-".rjust(width) if value is None else format(value, spec)
@@ -401,8 +401,8 @@ def summary_text(means: Sequence[dict], bd_rows: Sequence[dict], fixed_rows: Seq
     for m in means:
         setting = f"{'lam' if m['setting'] == 'lambda' else 'q'}={m['value']:g}"
         lines.append(
-            f"{m['codec']:<{w}} {setting:>14} {m['bpp']:7.4f} {_fmt(m['estimated_bpp'], '7.4f')} "
-            f"{m['psnr']:6.2f} {_fmt(m['ms_ssim'], '7.4f')} {m['encode_seconds']:7.3f} "
+            f"{m['codec']:<{w}} {setting:>14} {m['bpp']:7.4f} {format_or_dash(m['estimated_bpp'], '7.4f')} "
+            f"{m['psnr']:6.2f} {format_or_dash(m['ms_ssim'], '7.4f')} {m['encode_seconds']:7.3f} "
             f"{m['decode_seconds']:7.3f}"
         )
     if bd_rows:
@@ -410,7 +410,7 @@ def summary_text(means: Sequence[dict], bd_rows: Sequence[dict], fixed_rows: Seq
         for row in bd_rows:
             lines.append(
                 f"{row['test']:<{w}} {row['anchor']:<{w}} {_percent(row['bd_rate_psnr_percent'], 12)} "
-                f"{_fmt(row['bd_psnr_db'], '+8.3f')} {_percent(row['bd_rate_ms_ssim_percent'], 15)}"
+                f"{format_or_dash(row['bd_psnr_db'], '+8.3f')} {_percent(row['bd_rate_ms_ssim_percent'], 15)}"
                 + (f"  ({row['note']})" if row["note"] else "")
             )
     for row in fixed_rows:
@@ -422,85 +422,3 @@ def summary_text(means: Sequence[dict], bd_rows: Sequence[dict], fixed_rows: Seq
                else f"variable model's rate {change:+.2f}% at equal PSNR")
         )
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# The same file size: the model under rate control against WebP
-# --------------------------------------------------------------------------------------------
-
-MATCHED_FIELDS = ("image", "target_bpp", "lambda", "bpp", "psnr", "webp_psnr", "psnr_gain_db", "target_met")
-WEBP_CURVE_QUALITIES = tuple(range(0, 101, 2))
-
-
-def webp_curve(image: np.ndarray, qualities: Sequence[int] = WEBP_CURVE_QUALITIES):
-    """WebP's (Pillow) rate-PSNR curve of ``image``: (bpp, PSNR) float arrays [Q], sorted by
-    rate, PSNR made non-decreasing (the best quality reachable at or below each rate)."""
-    points = sorted((encode.bpp, psnr(image, encode.reconstruction))
-                    for encode in (encode_decode(image, "webp", q) for q in qualities))
-    rates, quality = np.array([p[0] for p in points]), np.array([p[1] for p in points])
-    return rates, np.maximum.accumulate(quality)
-
-
-def psnr_on_curve(curve, bpp: float) -> float | None:
-    """PSNR at ``bpp`` interpolated linearly on a :func:`webp_curve`; None outside its rates."""
-    rates, quality = curve
-    if not rates[0] <= bpp <= rates[-1]:
-        return None
-    return float(np.interp(bpp, rates, quality))
-
-
-def webp_psnr_at(image: np.ndarray, bpp: float, qualities: Sequence[int] = WEBP_CURVE_QUALITIES) -> float | None:
-    """WebP's PSNR on ``image`` at ``bpp`` bits per pixel, interpolated linearly on that
-    image's own WebP rate-PSNR curve (Pillow, the given qualities); None if ``bpp`` lies
-    outside the rates WebP reaches on this image."""
-    return psnr_on_curve(webp_curve(image, qualities), bpp)
-
-
-def matched_rate_comparison(codec: LearnedCodec, images, target_bpps: Sequence[float],
-                            log: Callable[[str], None] = print) -> list[dict]:
-    """One row per (image, target bpp): the model compressed with rate control to the target
-    (``rate_control.compress_to_target``, real file), decoded, and WebP's PSNR at the very
-    bpp the model's file reached (:func:`webp_psnr_at`). ``psnr_gain_db`` > 0: the model wins.
-    Each image's WebP curve is encoded once, for all targets."""
-    webp_curves = {name: webp_curve(image) for name, image in images}
-    rows = []
-    for target in target_bpps:
-        for name, image in images:
-            height, width = image.shape[:2]
-            result = compress_to_target(codec.model, image, target_bytes_for_bpp(target, height, width),
-                                        refine_steps=codec.refine_steps)
-            bpp = len(result.data) * 8.0 / (height * width)
-            quality = psnr(image, decompress_image(codec.model, result.data))
-            webp = psnr_on_curve(webp_curves[name], bpp)
-            rows.append({
-                "image": name, "target_bpp": float(target), "lambda": result.lam, "bpp": bpp,
-                "psnr": quality, "webp_psnr": webp,
-                "psnr_gain_db": None if webp is None else quality - webp, "target_met": result.met,
-            })
-        log("  " + matched_rate_text(codec.label, matched_rate_summary(rows[-len(images):])))
-    return rows
-
-
-def matched_rate_summary(rows: Sequence[dict]) -> list[dict]:
-    """Per target bpp: mean bpp, mean PSNR of the model and of WebP, mean gain, images won."""
-    summary = []
-    for target in sorted({r["target_bpp"] for r in rows}):
-        group = [r for r in rows if r["target_bpp"] == target]
-        compared = [r for r in group if r["psnr_gain_db"] is not None]
-        summary.append({
-            "target_bpp": target, "num_images": len(group), "bpp": _mean(r["bpp"] for r in group),
-            "psnr": _mean(r["psnr"] for r in compared), "webp_psnr": _mean(r["webp_psnr"] for r in compared),
-            "psnr_gain_db": _mean(r["psnr_gain_db"] for r in compared),
-            "images_won": sum(r["psnr_gain_db"] > 0 for r in compared), "images_compared": len(compared),
-        })
-    return summary
-
-
-def matched_rate_text(label: str, summary: Sequence[dict]) -> str:
-    """One line per target of :func:`matched_rate_summary`."""
-    return "\n".join(
-        f"{label} at {row['target_bpp']:g} bpp (real {_fmt(row['bpp'], '.3f')}): {_fmt(row['psnr'], '.2f')} dB "
-        f"vs WebP {_fmt(row['webp_psnr'], '.2f')} dB at the same sizes ({_fmt(row['psnr_gain_db'], '+.2f')} dB); "
-        f"better on {row['images_won']}/{row['images_compared']} images"
-        for row in summary
-    )
