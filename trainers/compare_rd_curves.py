@@ -10,7 +10,7 @@ BD-PSNR, and BD-rate on MS-SSIM when both files have it.
 Usage::
 
     python -m trainers.compare_rd_curves \
-        --test runs/eval_new/mean.csv:mean_scale_64_s192_c8_67k --anchor webp \
+        --test runs/eval_new/mean.csv:mean_scale_64_s192_c8_69k --anchor webp \
         --test_ranges 0.0018:0.011,0.0018:0.028,0.011:0.18
     python -m trainers.compare_rd_curves --test runs/eval_new/mean.csv:NEW_MODEL \
         --anchor runs/eval_old/mean.csv:OLD_MODEL
