@@ -249,7 +249,8 @@ def evaluation_summaries(network, batch, space):
 def export_rd_summary(network, model_dir):
     """Codes one built-in photo at 5 lambdas for real and writes ``rd_summary.json``."""
     codec = codec_lib.CompressionCodec(network)
-    image = load_image(image_sources.builtin_image_paths()[0])
+    photo = image_sources.builtin_image_paths()[0]
+    image = load_image(photo)
     low, high = codec.lambda_range
     rows = []
     for lam in np.geomspace(low, high, 5) if low < high else [low]:
@@ -261,8 +262,6 @@ def export_rd_summary(network, model_dir):
             "estimated_bpp": image_coding.estimate_bpp(codec, image, float(lam)),
             "psnr": metrics.psnr(image, decoded),
         })
-        logging.info("RD %s: lambda %.4g  %.3f bpp (estimated %.3f)  %.2f dB", os.path.basename(
-            image_sources.builtin_image_paths()[0]), rows[-1]["lambda"], rows[-1]["bpp"],
-            rows[-1]["estimated_bpp"], rows[-1]["psnr"])
-    write_json_atomically(os.path.join(model_dir, "rd_summary.json"),
-                          {"image": image_sources.builtin_image_paths()[0], "points": rows})
+        logging.info("RD %s: lambda %.4g  %.3f bpp (estimated %.3f)  %.2f dB", os.path.basename(photo),
+                     rows[-1]["lambda"], rows[-1]["bpp"], rows[-1]["estimated_bpp"], rows[-1]["psnr"])
+    write_json_atomically(os.path.join(model_dir, "rd_summary.json"), {"image": photo, "points": rows})

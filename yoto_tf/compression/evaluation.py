@@ -240,7 +240,7 @@ def curves(means: Sequence[dict]) -> dict[str, Curve]:
 def read_mean_curve(path: str, codec: str, values: tuple[float, float] | None = None) -> Curve:
     """The RD curve of ``codec`` from a ``mean.csv`` written by ``python -m
     trainers.evaluate_compression``, so that runs made apart (another session, another model)
-    can be compared with :func:`bjontegaard_row`.
+    can be compared with :func:`bjontegaard_row`. The curves are those of :func:`curves`.
 
     Args:
       path: the ``mean.csv``.
@@ -253,6 +253,27 @@ def read_mean_curve(path: str, codec: str, values: tuple[float, float] | None = 
       ValueError: naming the file: unreadable or not a ``mean.csv``, no such codec (the
         message lists those present), or fewer than 2 points (in ``values``).
     """
+    means = _read_means(path)
+    present = curves(means)
+    if codec not in present:
+        raise ValueError(f"{path} has no codec {codec!r} (it has: {', '.join(sorted(present))})")
+    if values is not None:
+        low, high = values
+        means = [m for m in means if low * (1 - 1e-9) <= m["value"] <= high * (1 + 1e-9)]
+    curve = curves(means).get(codec)
+    points = 0 if curve is None else len(curve.bpp)
+    if points < 2:
+        where = f" with a setting value in [{values[0]:g}, {values[1]:g}]" if values else ""
+        raise ValueError(f"{path}: {codec!r} has {points} point(s){where}; a curve needs at least 2")
+    return curve
+
+
+def _read_means(path: str) -> list[dict]:
+    """The rows of a ``mean.csv`` with the fields :func:`curves` uses (numbers as floats).
+
+    Raises:
+      ValueError: naming the file: unreadable, missing columns, or a field that is not a number.
+    """
     try:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -262,22 +283,12 @@ def read_mean_curve(path: str, codec: str, values: tuple[float, float] | None = 
     if missing:
         raise ValueError(f"{path} is not a mean.csv of trainers.evaluate_compression "
                          f"(missing columns: {', '.join(sorted(missing))})")
-    chosen = [row for row in rows if (row["kind"] == "fixed" if codec == FIXED_CURVE else row["codec"] == codec)]
-    if not chosen:
-        present = sorted({row["codec"] for row in rows} | ({FIXED_CURVE} if any(r["kind"] == "fixed" for r in rows) else set()))
-        raise ValueError(f"{path} has no codec {codec!r} (it has: {', '.join(present)})")
-    if values is not None:
-        low, high = values
-        chosen = [row for row in chosen if low * (1 - 1e-9) <= float(row["value"]) <= high * (1 + 1e-9)]
-    if len(chosen) < 2:
-        where = f" with a setting value in [{values[0]:g}, {values[1]:g}]" if values else ""
-        raise ValueError(f"{path}: {codec!r} has {len(chosen)} point(s){where}; a curve needs at least 2")
     try:
-        means = [{"bpp": float(row["bpp"]), "psnr": float(row["psnr"]),
-                  "ms_ssim_db": float(row["ms_ssim_db"]) if row["ms_ssim_db"] else None} for row in chosen]
+        return [{"codec": row["codec"], "kind": row["kind"], "value": float(row["value"]),
+                 "bpp": float(row["bpp"]), "psnr": float(row["psnr"]),
+                 "ms_ssim_db": float(row["ms_ssim_db"]) if row["ms_ssim_db"] else None} for row in rows]
     except ValueError as error:
-        raise ValueError(f"{path}: a row of {codec!r} is not numeric ({error})") from None
-    return Curve.from_means(codec, means)
+        raise ValueError(f"{path}: a row is not numeric ({error})") from None
 
 
 def bjontegaard_row(test: Curve, anchor: Curve) -> dict:
